@@ -1,0 +1,1 @@
+"""Scorers for stock ``fairseq-generate --scoring`` (see :mod:`engine_plugin.scoring.tagging`)."""
