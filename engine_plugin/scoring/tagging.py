@@ -37,6 +37,8 @@ from typing import List, Sequence, Tuple
 from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
 
+from engine_plugin.report import current_report
+
 RARE_LABEL = "*"
 """Gold label of the rare-label bucket; never counted as correctly predicted."""
 
@@ -206,7 +208,13 @@ class TagAccuracyScorer(_TaggingScorer):
     def result_string(self) -> str:
         """E.g. ``"Accuracy = 91.23 (n_tokens=1234)"``."""
         n_tokens = sum(map(len, self.ref))
-        return f"Accuracy = {self.score():.2f} (n_tokens={n_tokens})"
+        return _with_report(f"Accuracy = {self.score():.2f} (n_tokens={n_tokens})")
+
+
+def _with_report(result: str) -> str:
+    """Appends the energy/speed summary of the current generation run, if there is one."""
+    summary = current_report().summary()
+    return f"{result} | {summary}" if summary else result
 
 
 @dataclass
@@ -226,7 +234,7 @@ class SpanF1Scorer(_TaggingScorer):
         """E.g. ``"F1 = 85.71 (precision=100.00 recall=75.00 n_correct=3 n_gold=4 n_pred=3)"``."""
         n_correct, n_gold, n_pred = span_f1_counts(self.ref, self.pred)
         precision, recall, f1 = precision_recall_f1(n_correct, n_gold, n_pred)
-        return (
+        return _with_report(
             f"F1 = {f1:.2f} (precision={precision:.2f} recall={recall:.2f} "
             f"n_correct={n_correct} n_gold={n_gold} n_pred={n_pred})"
         )

@@ -1,0 +1,129 @@
+"""BLSTM-CRF energy (Tu & Gimpel 2019, §2): BLSTM features, linear emissions, CRF transitions.
+
+``blstm_crf``: word embeddings and a BLSTM. ``blstm_crf_plus`` (BLSTM-CRF+): character CNN
+embeddings (filter width 3, character size 30, max-pooling), fine-tuned word embeddings and
+dropout 0.5 before the character CNN, before the BLSTM and after it.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch.nn as nn
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from torch import Tensor
+
+from engine_plugin.crf import LinearChainCRF
+from engine_plugin.data.labels import LabelSpace
+from engine_plugin.modules.word_features import WordFeatures
+
+
+@dataclass
+class TaggerEncoderConfig(FairseqDataclass):
+    """Options of the word encoder shared by the CRF energy and the tagging infnets."""
+
+    embed_dim: int = field(default=100, metadata={"help": "word embedding size"})
+    embed_path: Optional[str] = field(
+        default=None, metadata={"help": "word2vec/GloVe text file of initial word embeddings"}
+    )
+    freeze_embeddings: bool = field(
+        default=False, metadata={"help": "keep word embeddings fixed (use with --embed-path)"}
+    )
+    char_filters: int = field(
+        default=0, metadata={"help": "character CNN filters; 0 = no character CNN"}
+    )
+    char_dim: int = field(default=30, metadata={"help": "character embedding size"})
+    hidden_size: int = field(default=100, metadata={"help": "LSTM size per direction"})
+    layers: int = field(default=1, metadata={"help": "BLSTM layers"})
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "dropout before the character CNN, before and after the BLSTM"},
+    )
+    dictionary_checksum: str = field(
+        default="", metadata={"help": "set by training: digest of the task's dictionaries"}
+    )
+
+
+def check_dictionaries(cfg, task):
+    """Records the task's dictionary digest in ``cfg`` or checks it against the recorded one."""
+    current = task.dictionary_checksum()
+    if not cfg.dictionary_checksum:
+        cfg.dictionary_checksum = current
+    elif cfg.dictionary_checksum != current:
+        raise ValueError(
+            f"the checkpoint was trained with other word/label dictionaries than those in "
+            f"{task.cfg.data} (digest {cfg.dictionary_checksum} != {current}): binarise the "
+            "data with the training run's dictionaries (fairseq-preprocess --srcdict "
+            "TRAIN_BIN/dict.words.txt --tgtdict TRAIN_BIN/dict.tags.txt)"
+        )
+
+
+class BLSTMEncoder(nn.Module):
+    """Word features -> BLSTM states ``(B, T, 2H)``, with dropout before and after."""
+
+    def __init__(self, cfg, dictionary):
+        super().__init__()
+        self.features = WordFeatures(
+            dictionary, cfg.embed_dim, cfg.embed_path, cfg.freeze_embeddings,
+            cfg.char_filters, cfg.char_dim, cfg.dropout,
+        )
+        self.lstm = nn.LSTM(self.features.output_dim, cfg.hidden_size, cfg.layers,
+                            batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.padding_idx = dictionary.pad()
+        self.output_dim = 2 * cfg.hidden_size
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tensor:
+        x = self.features(src_tokens)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(
+            out, batch_first=True, total_length=src_tokens.shape[1]
+        )
+        return self.dropout(out)
+
+
+@register_model("blstm_crf", dataclass=TaggerEncoderConfig)
+class BLSTMCRFModel(BaseFairseqModel):
+    """Energy ``E(x, y) = CRF(emissions(x), y)``; emissions are a linear map of BLSTM states.
+
+    ``forward`` returns emissions ``(B, T, L)``; ``energy`` scores one-hot or relaxed
+    labellings ``(B, T, L)``; ``crf`` holds transitions and does Viterbi / log Z.
+    """
+
+    def __init__(self, cfg, encoder, num_labels):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.emission = nn.Linear(encoder.output_dim, num_labels)
+        self.crf = LinearChainCRF(num_labels)
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        check_dictionaries(cfg, task)
+        return cls(cfg, BLSTMEncoder(cfg, task.source_dictionary),
+                   LabelSpace(task.target_dictionary).num_labels)
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor, **unused) -> Tensor:
+        """Emission scores ``(B, T, L)`` of the padded word ids ``src_tokens`` (B, T)."""
+        return self.emission(self.encoder(src_tokens, src_lengths))
+
+    def padding_mask(self, src_tokens: Tensor) -> Tensor:
+        """(B, T) bool, True on real words."""
+        return src_tokens.ne(self.encoder.padding_idx)
+
+    def energy(self, emissions: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+        """(B,) energies of labels (B, T) or distributions (B, T, L); see ``LinearChainCRF``."""
+        return self.crf.energy(emissions, labels, mask)
+
+    def max_positions(self):
+        return None
+
+
+# The ``blstm_crf`` architecture is the config's defaults (registered with the model).
+@register_model_architecture("blstm_crf", "blstm_crf_plus")
+def blstm_crf_plus(args):
+    args.dropout = getattr(args, "dropout", 0.5)
+    args.char_filters = getattr(args, "char_filters", 50)

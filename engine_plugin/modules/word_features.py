@@ -1,0 +1,75 @@
+"""Word representations shared by the CRF energy and the tagging inference networks."""
+
+import logging
+
+import torch
+import torch.nn as nn
+
+from engine_plugin.modules.char_cnn import CharCNN
+
+logger = logging.getLogger(__name__)
+
+
+def read_embeddings(path: str):
+    """Reads a word2vec/GloVe text file into ``{word: tensor}``; a "count dim" header is skipped."""
+    vectors = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            pieces = line.rstrip().split(" ")
+            if lineno == 1 and len(pieces) == 2 and all(p.isdigit() for p in pieces):
+                continue
+            try:
+                vectors[pieces[0]] = torch.tensor([float(x) for x in pieces[1:]])
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: expected a word followed by numbers") from None
+    dims = {v.numel() for v in vectors.values()}
+    if len(dims) != 1:
+        raise ValueError(f"{path}: vectors have different sizes {sorted(dims)}")
+    return vectors
+
+
+class WordFeatures(nn.Module):
+    """Word embedding, optionally concatenated with character CNN features.
+
+    Args:
+        dictionary: word dictionary.
+        embed_dim: word embedding size (must match the file when ``embed_path`` is set).
+        embed_path: optional word2vec/GloVe text file to initialise the embeddings.
+        freeze: keep the word embeddings fixed (only sensible with ``embed_path``).
+        char_filters: character CNN filters; 0 disables the character CNN.
+        char_dim: character embedding size.
+        dropout: dropout on the characters (before the CNN) and on the output.
+    """
+
+    def __init__(self, dictionary, embed_dim, embed_path=None, freeze=False, char_filters=0,
+                 char_dim=30, dropout=0.0):
+        super().__init__()
+        self.embed = nn.Embedding(len(dictionary), embed_dim, padding_idx=dictionary.pad())
+        nn.init.normal_(self.embed.weight, 0, embed_dim ** -0.5)
+        if embed_path:
+            vectors = read_embeddings(embed_path)
+            found = 0
+            with torch.no_grad():
+                for i, word in enumerate(dictionary.symbols):
+                    vec = vectors.get(word, vectors.get(word.lower()))
+                    if vec is not None:
+                        if vec.numel() != embed_dim:
+                            raise ValueError(
+                                f"{embed_path} has {vec.numel()}-d vectors; set --embed-dim "
+                                f"{vec.numel()}"
+                            )
+                        self.embed.weight[i] = vec
+                        found += 1
+            logger.info("%s: vectors for %d of %d words", embed_path, found, len(dictionary))
+        self.embed.weight.data[dictionary.pad()] = 0
+        self.embed.weight.requires_grad_(not freeze)
+        self.chars = CharCNN(dictionary, char_dim, char_filters, dropout=dropout) if char_filters else None
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = embed_dim + (char_filters if char_filters else 0)
+
+    def forward(self, tokens):
+        """tokens (B, T) -> (B, T, output_dim)."""
+        x = self.embed(tokens)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(tokens)], dim=-1)
+        return self.dropout(x)

@@ -1,0 +1,113 @@
+"""The ``sequence_labeling`` task: one label per word, data binarised by fairseq-preprocess.
+
+    fairseq-preprocess --source-lang words --target-lang tags \\
+        --trainpref DIR/train --validpref DIR/valid --testpref DIR/test --destdir BIN
+    fairseq-train BIN --user-dir engine_plugin --task sequence_labeling \\
+        --arch blstm_crf --criterion crf_nll ...
+    fairseq-generate BIN --user-dir engine_plugin --task sequence_labeling \\
+        --path CKPT --inference viterbi --scoring tag_accuracy
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.data import Dictionary, data_utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+
+from engine_plugin.data.labels import LabelSpace, dictionary_checksum
+from engine_plugin.data.tagging_dataset import TaggingDataset
+from engine_plugin.tagging_generator import INFERENCE_METHODS, TaggingGenerator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SequenceLabelingConfig(FairseqDataclass):
+    data: Optional[str] = field(
+        default=None, metadata={"help": "directory written by fairseq-preprocess"}
+    )
+    source_lang: str = field(
+        default="words", metadata={"help": "suffix of the word files", "argparse_alias": "-s"}
+    )
+    target_lang: str = field(
+        default="tags", metadata={"help": "suffix of the label files", "argparse_alias": "-t"}
+    )
+    max_source_positions: int = field(
+        default=1024, metadata={"help": "longest sentence, in words"}
+    )
+    inference: ChoiceEnum(INFERENCE_METHODS) = field(
+        default="viterbi",
+        metadata={"help": "how fairseq-generate finds the minimum-energy labelling"},
+    )
+
+
+@register_task("sequence_labeling", dataclass=SequenceLabelingConfig)
+class SequenceLabelingTask(FairseqTask):
+    """Tagging with a word dictionary (source) and a label dictionary (target)."""
+
+    cfg: SequenceLabelingConfig
+
+    def __init__(self, cfg, words_dict, tags_dict):
+        super().__init__(cfg)
+        self.words_dict, self.tags_dict = words_dict, tags_dict
+        self.labels = LabelSpace(tags_dict)
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        if not cfg.data:
+            raise ValueError("sequence_labeling needs the fairseq-preprocess output directory")
+        data = cfg.data.split(os.pathsep)[0]
+        dicts = []
+        for lang in (cfg.source_lang, cfg.target_lang):
+            path = os.path.join(data, f"dict.{lang}.txt")
+            if not os.path.exists(path):
+                raise FileNotFoundError(
+                    f"{path} not found: run fairseq-preprocess --source-lang {cfg.source_lang} "
+                    f"--target-lang {cfg.target_lang} --destdir {data} first"
+                )
+            dicts.append(Dictionary.load(path))
+        logger.info("[%s] %d words, [%s] %d symbols", cfg.source_lang, len(dicts[0]),
+                    cfg.target_lang, len(dicts[1]))
+        return cls(cfg, *dicts)
+
+    @property
+    def source_dictionary(self):
+        return self.words_dict
+
+    @property
+    def target_dictionary(self):
+        return self.tags_dict
+
+    def dictionary_checksum(self):
+        return dictionary_checksum(self.words_dict, self.tags_dict)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        data = self.cfg.data.split(os.pathsep)[(epoch - 1) % len(self.cfg.data.split(os.pathsep))]
+        src, tgt = self.cfg.source_lang, self.cfg.target_lang
+        prefix = os.path.join(data, f"{split}.{src}-{tgt}.")
+        loaded = {}
+        for lang, dictionary in ((src, self.words_dict), (tgt, self.tags_dict)):
+            loaded[lang] = data_utils.load_indexed_dataset(prefix + lang, dictionary)
+            if loaded[lang] is None:
+                raise FileNotFoundError(
+                    f"{prefix + lang}.bin/.idx not found: binarise the {split} split with "
+                    f"fairseq-preprocess --source-lang {src} --target-lang {tgt}"
+                )
+        self.datasets[split] = TaggingDataset(
+            loaded[src], loaded[tgt], self.words_dict, self.tags_dict, prefix + src, prefix + tgt
+        )
+        logger.info("%s %s: %d sentences", data, split, len(self.datasets[split]))
+
+    def max_positions(self):
+        return self.cfg.max_source_positions
+
+    def build_generator(self, models, args, **kwargs):
+        if len(models) != 1:
+            raise ValueError("sequence_labeling decodes with one model, not an ensemble")
+        return TaggingGenerator(models[0], self.labels, self.cfg.inference)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        return generator.generate(models, sample)
