@@ -33,6 +33,9 @@ class TaggerEncoderConfig(FairseqDataclass):
         default=0, metadata={"help": "character CNN filters; 0 = no character CNN"}
     )
     char_dim: int = field(default=30, metadata={"help": "character embedding size"})
+    word_dropout: float = field(
+        default=0.0, metadata={"help": "probability of replacing a training word by <unk>"}
+    )
     hidden_size: int = field(default=100, metadata={"help": "LSTM size per direction"})
     layers: int = field(default=1, metadata={"help": "BLSTM layers"})
     dropout: float = field(
@@ -65,7 +68,7 @@ class BLSTMEncoder(nn.Module):
         super().__init__()
         self.features = WordFeatures(
             dictionary, cfg.embed_dim, cfg.embed_path, cfg.freeze_embeddings,
-            cfg.char_filters, cfg.char_dim, cfg.dropout,
+            cfg.char_filters, cfg.char_dim, cfg.dropout, cfg.word_dropout,
         )
         self.lstm = nn.LSTM(self.features.output_dim, cfg.hidden_size, cfg.layers,
                             batch_first=True, bidirectional=True)

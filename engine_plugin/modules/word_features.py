@@ -31,6 +31,12 @@ def read_embeddings(path: str):
 class WordFeatures(nn.Module):
     """Word embedding, optionally concatenated with character CNN features.
 
+    Dictionary entries with count 0 (words of the dev/test files added to the dictionary so
+    that the character CNN can spell them, see ``scripts/make_word_dict.py``) were never
+    seen in training: unless ``embed_path`` has a vector for them, their word embedding is
+    the ``<unk>`` embedding, which ``word_dropout`` trains by replacing training words with
+    ``<unk>`` at random.
+
     Args:
         dictionary: word dictionary.
         embed_dim: word embedding size (must match the file when ``embed_path`` is set).
@@ -39,11 +45,14 @@ class WordFeatures(nn.Module):
         char_filters: character CNN filters; 0 disables the character CNN.
         char_dim: character embedding size.
         dropout: dropout on the characters (before the CNN) and on the output.
+        word_dropout: probability of replacing a training word's embedding by ``<unk>``'s.
     """
 
     def __init__(self, dictionary, embed_dim, embed_path=None, freeze=False, char_filters=0,
-                 char_dim=30, dropout=0.0):
+                 char_dim=30, dropout=0.0, word_dropout=0.0):
         super().__init__()
+        self.unk, self.pad, self.word_dropout = dictionary.unk(), dictionary.pad(), word_dropout
+        has_vector = torch.zeros(len(dictionary), dtype=torch.bool)
         self.embed = nn.Embedding(len(dictionary), embed_dim, padding_idx=dictionary.pad())
         nn.init.normal_(self.embed.weight, 0, embed_dim ** -0.5)
         if embed_path:
@@ -59,9 +68,14 @@ class WordFeatures(nn.Module):
                                 f"{vec.numel()}"
                             )
                         self.embed.weight[i] = vec
+                        has_vector[i] = True
                         found += 1
             logger.info("%s: vectors for %d of %d words", embed_path, found, len(dictionary))
         self.embed.weight.data[dictionary.pad()] = 0
+        unseen = torch.tensor([c == 0 for c in dictionary.count]) & ~has_vector
+        unseen[: dictionary.nspecial] = False
+        lookup = torch.arange(len(dictionary)).masked_fill(unseen, self.unk)
+        self.register_buffer("embedding_index", lookup, persistent=False)
         self.embed.weight.requires_grad_(not freeze)
         self.chars = CharCNN(dictionary, char_dim, char_filters, dropout=dropout) if char_filters else None
         self.dropout = nn.Dropout(dropout)
@@ -69,7 +83,11 @@ class WordFeatures(nn.Module):
 
     def forward(self, tokens):
         """tokens (B, T) -> (B, T, output_dim)."""
-        x = self.embed(tokens)
+        index = self.embedding_index[tokens]
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(tokens.shape, device=tokens.device) < self.word_dropout
+            index = index.masked_fill(drop & tokens.ne(self.pad), self.unk)
+        x = self.embed(index)
         if self.chars is not None:
             x = torch.cat([x, self.chars(tokens)], dim=-1)
         return self.dropout(x)

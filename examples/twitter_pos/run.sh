@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Twitter POS (Owoputi et al. 2013) with BLSTM-CRF and BLSTM-CRF+ energies, exact decoding.
+#   examples/twitter_pos/run.sh DATA_DIR [WORK_DIR]
+# DATA_DIR holds oct27.train, oct27.dev, oct27.test and daily547.conll (e.g. ../shared/data/twitter_pos).
+# Splits as in Tu & Gimpel (2019): train = oct27.train + oct27.dev, valid = oct27.test,
+# test = daily547. Optional: EMBED=vectors.txt EMBED_DIM=100 for pretrained embeddings.
+source "$(dirname "$0")/../common.sh"
+DATA=$(cd "${1:?usage: $0 DATA_DIR [WORK_DIR]}" && pwd)
+WORK=${2:-runs/twitter_pos}
+SEED=${SEED:-1}
+mkdir -p "$WORK"
+EMB=()
+[ -n "${EMBED:-}" ] && EMB=(--embed-path "$EMBED" --embed-dim "${EMBED_DIM:-100}")
+
+python scripts/conll_to_fairseq.py --format twitter --escape-whitespace \
+  --split train="$DATA/oct27.train,$DATA/oct27.dev" --split valid="$DATA/oct27.test" \
+  --split test="$DATA/daily547.conll" --out-dir "$WORK/raw"
+binarize "$WORK/raw" "$WORK/bin"
+
+for arch in blstm_crf blstm_crf_plus; do
+  echo "== training $arch"
+  train_crf "$WORK/bin" "$WORK/$arch" "$arch" --hidden-size 100 --lr 0.002 \
+    --batch-size 10 --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" \
+    "${EMB[@]}" > "$WORK/$arch.train.log" 2>&1
+  grep "best_acc" "$WORK/$arch.train.log" | tail -n 1
+  echo "== $arch test (daily547), Viterbi"
+  decode "$WORK/bin" "$WORK/$arch/checkpoint_best.pt" tag_accuracy --inference viterbi \
+    | tee "$WORK/$arch.test.txt"
+done

@@ -1,0 +1,30 @@
+"""Runs the stock fairseq command-line tools in a subprocess, as a user would."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def run(tool, *args, check=True, cwd=ROOT):
+    """Runs ``fairseq-<tool>`` (preprocess, train, generate, ...) and returns the process.
+
+    With ``check`` a non-zero exit raises an AssertionError that shows the output.
+    """
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def preprocess_tagging(raw, dest, *extra):
+    """Binarises RAW/{train,valid,test}.{words,tags} into DEST with fairseq-preprocess."""
+    return run("preprocess", "--source-lang", "words", "--target-lang", "tags",
+               "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid",
+               "--testpref", f"{raw}/test", "--destdir", dest, "--workers", "1", *extra)
