@@ -47,7 +47,7 @@ def test_generate_labels_every_sentence_and_reports_energy(trained):
     assert acc > 60  # two epochs on this corpus are far above the ~30% of the majority label
 
     # the reported mean energy is that of the Viterbi paths, the minimum over labellings
-    mean_energy = float(re.search(r"mean_energy=(-?[\d.]+)", final).group(1))
+    mean_energy = float(re.search(r" energy=(-?[\d.]+)", final).group(1))
     scores = [float(m.group(1)) for m in re.finditer(r"^H-\d+\t(\S+)\t", out, re.M)]
     # H- scores are -energy / ln 2 (fairseq prints scores in base 2)
     energies = torch.tensor(scores) * -torch.log(torch.tensor(2.0))

@@ -16,10 +16,14 @@ from typing import Optional
 from fairseq.data import Dictionary, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
 
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
 from engine_plugin.data.tagging_dataset import TaggingDataset
-from engine_plugin.tagging_generator import INFERENCE_METHODS, TaggingGenerator
+from engine_plugin.energies.crf_energy import CRFEnergy
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
+from engine_plugin.relaxations import OPERATORS
+from engine_plugin.tagging_generator import ENERGY_METHODS, INFERENCE_METHODS, TaggingGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +46,41 @@ class SequenceLabelingConfig(FairseqDataclass):
         default="viterbi",
         metadata={"help": "how fairseq-generate finds the minimum-energy labelling"},
     )
+    energy_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "CRF energy checkpoint (infnet, tailored and warmstart inference)"},
+    )
+    gd_steps: int = field(default=20, metadata={"help": "gradient descent steps N"})
+    gd_lr: float = field(default=1.0, metadata={"help": "gradient descent step size η"})
+    gd_momentum: float = field(default=0.9, metadata={"help": "gradient descent momentum"})
+    gd_init: ChoiceEnum(["zero", "random"]) = field(
+        default="zero", metadata={"help": "start of gradient descent (not for warmstart)"}
+    )
+    gd_relaxation: ChoiceEnum(list(OPERATORS)) = field(
+        default="sx", metadata={"help": "relaxation used by gd, warmstart and tailoring"}
+    )
+    gd_oracle: bool = field(
+        default=False,
+        metadata={"help": "gd: best (steps, rate) per sentence by gold accuracy (an oracle)"},
+    )
+    gd_oracle_steps: str = field(
+        default="5,10,20,30,40,50,100,500,1000", metadata={"help": "oracle grid of N"}
+    )
+    gd_oracle_lrs: str = field(
+        default="1e4,5e3,1e3,500,100,50,10,5,1", metadata={"help": "oracle grid of η"}
+    )
+    tailor_steps: int = field(default=5, metadata={"help": "tailoring SGD steps per sentence"})
+    tailor_lr: float = field(default=0.01, metadata={"help": "tailoring SGD step size"})
+    seed: int = II("common.seed")
 
 
 @register_task("sequence_labeling", dataclass=SequenceLabelingConfig)
-class SequenceLabelingTask(FairseqTask):
-    """Tagging with a word dictionary (source) and a label dictionary (target)."""
+class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
+    """Tagging with a word dictionary (source) and a label dictionary (target).
+
+    Models are either CRF energies (``blstm_crf``, criterion ``crf_nll``) or inference
+    networks (``tagger_*``, criterion ``energy_loss --energy-path CRF_CHECKPOINT``).
+    """
 
     cfg: SequenceLabelingConfig
 
@@ -101,13 +135,39 @@ class SequenceLabelingTask(FairseqTask):
         )
         logger.info("%s %s: %d sentences", data, split, len(self.datasets[split]))
 
+    def load_energy(self, path):
+        return CRFEnergy.from_checkpoint(path, self)
+
+    def infnet_forward(self, model, sample):
+        src_tokens = sample["net_input"]["src_tokens"]
+        mask = model.padding_mask(src_tokens)
+        return InfnetOutput(model(**sample["net_input"]), mask,
+                            self.labels.to_labels(sample["target"]), {})
+
     def max_positions(self):
         return self.cfg.max_source_positions
 
     def build_generator(self, models, args, **kwargs):
         if len(models) != 1:
             raise ValueError("sequence_labeling decodes with one model, not an ensemble")
-        return TaggingGenerator(models[0], self.labels, self.cfg.inference)
+        model = models[0]
+        if self.cfg.inference in ENERGY_METHODS:
+            if not hasattr(model, "crf"):
+                raise ValueError(
+                    f"--inference {self.cfg.inference} decodes with a CRF energy; --path holds "
+                    f"a {type(model).__name__}: use --inference infnet|tailored|warmstart with "
+                    "--energy-path CRF_CHECKPOINT for inference networks"
+                )
+            energy = CRFEnergy(model)
+        elif not self.cfg.energy_path:
+            raise ValueError(
+                f"--inference {self.cfg.inference} needs --energy-path: the CRF checkpoint the "
+                "inference network is measured against"
+            )
+        else:
+            energy = self.load_energy(self.cfg.energy_path)
+        return TaggingGenerator(model, energy.to(next(model.parameters()).device), self.labels,
+                                self.cfg)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         return generator.generate(models, sample)

@@ -3,7 +3,8 @@
 #   examples/twitter_pos/run.sh DATA_DIR [WORK_DIR]
 # DATA_DIR holds oct27.train, oct27.dev, oct27.test and daily547.conll (e.g. ../shared/data/twitter_pos).
 # Splits as in Tu & Gimpel (2019): train = oct27.train + oct27.dev, valid = oct27.test,
-# test = daily547. Optional: EMBED=vectors.txt EMBED_DIM=100 for pretrained embeddings.
+# test = daily547. Optional: EMBED=vectors.txt EMBED_DIM=100 for pretrained embeddings,
+# ARCHS="blstm_crf_plus" to train one energy, EPOCHS=N (default 30).
 source "$(dirname "$0")/../common.sh"
 DATA=$(cd "${1:?usage: $0 DATA_DIR [WORK_DIR]}" && pwd)
 WORK=${2:-runs/twitter_pos}
@@ -17,7 +18,7 @@ python scripts/conll_to_fairseq.py --format twitter --escape-whitespace \
   --split test="$DATA/daily547.conll" --out-dir "$WORK/raw"
 binarize "$WORK/raw" "$WORK/bin"
 
-for arch in blstm_crf blstm_crf_plus; do
+for arch in ${ARCHS:-blstm_crf blstm_crf_plus}; do
   echo "== training $arch"
   train_crf "$WORK/bin" "$WORK/$arch" "$arch" --hidden-size 100 --lr 0.002 \
     --batch-size 10 --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" \
