@@ -1,0 +1,16 @@
+# make quickstart : set up .venv (first time) and run the quickstart
+# make test       : set up .venv (first time) and run the default test suite
+VENV ?= .venv
+
+$(VENV)/.installed: scripts/install.sh requirements.txt setup.py
+	bash scripts/install.sh
+	touch $@
+
+.PHONY: install quickstart test
+install: $(VENV)/.installed
+
+quickstart: install
+	examples/quickstart/run.sh
+
+test: install
+	$(VENV)/bin/python -m pytest -q
