@@ -10,7 +10,10 @@ patch_fairseq_checkpoint_loading()
 patch_fairseq_batching()
 
 from engine_plugin import criterions, models, scoring, tasks  # noqa: E402,F401
-from engine_plugin.criterions import crf_nll  # noqa: E402,F401
+from engine_plugin.criterions import crf_nll, energy_loss  # noqa: E402,F401
 from engine_plugin.models import blstm_crf  # noqa: E402,F401
+from engine_plugin.models import tagger_infnets  # noqa: E402,F401
 from engine_plugin.scoring import tagging  # noqa: E402,F401
 from engine_plugin.tasks import sequence_labeling  # noqa: E402,F401
+from engine_plugin.models import nat_infnets  # noqa: E402,F401
+from engine_plugin.tasks import translation_energy  # noqa: E402,F401

@@ -19,6 +19,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
+from engine_plugin.models.blstm_crf import check_dictionaries
 from engine_plugin.data.tagging_dataset import TaggingDataset
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
@@ -134,6 +135,12 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
             loaded[src], loaded[tgt], self.words_dict, self.tags_dict, prefix + src, prefix + tgt
         )
         logger.info("%s %s: %d sentences", data, split, len(self.datasets[split]))
+
+    def build_model(self, cfg, from_checkpoint=False):
+        # fairseq merges a base architecture's config into a copy before the model sees it:
+        # record (or check) the dictionary digest on the config that is saved
+        check_dictionaries(cfg, self)
+        return super().build_model(cfg, from_checkpoint)
 
     def load_energy(self, path):
         return CRFEnergy.from_checkpoint(path, self)
