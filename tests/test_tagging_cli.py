@@ -122,3 +122,54 @@ def test_bad_binarised_data_is_reported(tmp_path, case):
     task.load_dataset("valid")
     with pytest.raises(ValueError, match=expected):
         task.load_dataset("test")
+
+
+@pytest.fixture(scope="module")
+def infnet(trained):
+    """A CNN inference network trained for one epoch against the frozen CRF of ``trained``."""
+    crf = trained / "ckpt" / "checkpoint_last.pt"
+    before = torch.load(crf, weights_only=False)["model"]
+    run("train", trained / "bin", *TRAIN_ARGS, "--arch", "tagger_cnn", "--max-epoch", "1",
+        "--criterion", "energy_loss", "--energy-path", crf, "--ce-weight", "0.5", "--o2", "sx",
+        "--save-dir", trained / "infnet")
+    after = torch.load(crf, weights_only=False)["model"]
+    return trained, before, after
+
+
+def test_energy_is_frozen_and_not_saved_with_the_infnet(infnet):
+    trained, before, after = infnet
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    state = torch.load(trained / "infnet" / "checkpoint_last.pt", weights_only=False)
+    names = list(state["model"])
+    assert names and not any("crf" in n or "emission" in n for n in names), names
+    # the optimiser only ever saw the infnet's parameters
+    n_params = sum(v.numel() for v in state["model"].values())
+    saved = state["last_optimizer_state"]["state"]
+    assert sum(s["exp_avg"].numel() for s in saved.values()) == n_params
+
+
+@pytest.mark.parametrize("method", ["gd", "infnet", "tailored", "warmstart"])
+def test_every_solver_runs_through_fairseq_generate(infnet, method):
+    trained, _, _ = infnet
+    crf = trained / "ckpt" / "checkpoint_last.pt"
+    path = crf if method == "gd" else trained / "infnet" / "checkpoint_last.pt"
+    extra = ["--gd-steps", "3", "--gd-lr", "1", "--tailor-steps", "2"]
+    if method != "gd":
+        extra += ["--energy-path", crf]
+    out = run("generate", trained / "bin", "--user-dir", "engine_plugin", "--task",
+              "sequence_labeling", "--path", path, "--gen-subset", "test", "--batch-size", "16",
+              "--cpu", "--inference", method, "--scoring", "tag_accuracy", *extra).stdout
+    final = out.strip().splitlines()[-1]
+    assert f"inference={method}" in final
+    assert len(re.findall(r"^H-\d+\t", out, re.M)) == 45
+    search_error = float(re.search(r"search_error=([\d.]+)", final).group(1))
+    assert search_error >= 0
+
+
+def test_infnet_inference_needs_the_energy(infnet):
+    trained, _, _ = infnet
+    proc = run("generate", trained / "bin", "--user-dir", "engine_plugin", "--task",
+               "sequence_labeling", "--path", trained / "infnet" / "checkpoint_last.pt",
+               "--gen-subset", "test", "--cpu", "--inference", "infnet", check=False)
+    assert proc.returncode != 0 and "needs --energy-path" in proc.stderr
