@@ -18,9 +18,17 @@ embedding matrix is exactly that row, as long as float32 matmuls run in full pre
 Shapes: ``B`` batch, ``S`` padded source length, ``T`` padded target length (EOS
 included), ``V`` target vocabulary size. Targets are right-padded: a ``target_mask`` is a
 ``(B, T)`` bool tensor, True on real positions, each row a non-empty prefix.
+
+As a :class:`~engine_plugin.energies.base.StructuredEnergy` (what the ``energy_loss``
+criterion and the solvers use), outputs are the ``n`` target tokens only, ``(B, N, V)``
+logits or ``(B, N)`` tokens with a ``(B, N)`` mask: the energy adds the decoder-start
+symbol and the final EOS itself (:meth:`TranslationEnergy.add_boundaries`,
+:meth:`TranslationEnergy.frame_tokens`). Sources may come in the ``translation_lev``
+layout ``[bos x eos]``: :meth:`TranslationEnergy.condition` drops the BOS, giving the
+teacher the ``[x eos]`` it was trained on.
 """
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -28,9 +36,11 @@ from torch import Tensor
 
 from engine_plugin.checkpoints import freeze, load_frozen_model
 from engine_plugin.crf import check_mask
+from engine_plugin.energies.base import StructuredEnergy
+from engine_plugin.relaxations import relax
 
 
-class TranslationEnergy:
+class TranslationEnergy(StructuredEnergy):
     """Energy of (relaxed) translations under a frozen stock fairseq encoder-decoder.
 
     Works with any model whose decoder embeds its input tokens with one ``nn.Embedding``
@@ -152,6 +162,126 @@ class TranslationEnergy:
         encoder_out = self.model.encoder(src_tokens[order], src_lengths=src_lengths[order])
         return self.model.encoder.reorder_encoder_out(encoder_out, torch.argsort(order))
 
+    @torch.no_grad()
+    def condition(self, net_input: dict) -> Any:
+        """Encodes a batch's sources once, without gradients (:meth:`encode`).
+
+        Args:
+            net_input: ``sample["net_input"]`` with ``src_tokens`` (B, S) and ``src_lengths``
+                (B,). Sources in the ``translation_lev`` layout ``[bos x eos]`` are mapped to
+                the teacher's ``[x eos]`` first (:meth:`strip_source_bos`).
+        """
+        return self.encode(*self.strip_source_bos(net_input["src_tokens"],
+                                                  net_input["src_lengths"]))
+
+    def strip_source_bos(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """Drops the leading BOS of every source row that has one, keeping the padding side.
+
+        fairseq's NAT task (``translation_lev``) prepends BOS to sources, stock
+        ``translation`` (which trained the teacher) does not: ``[bos x eos]`` -> ``[x eos]``.
+        Rows that do not start with BOS are left as they are.
+
+        Args:
+            src_tokens: (B, S) left-padded (fairseq's default) or right-padded tokens.
+            src_lengths: (B,) real tokens per row.
+
+        Returns:
+            ``(src_tokens (B, S'), src_lengths (B,))``, padded on the same side, ``S'`` the
+            new longest row.
+        """
+        pad, bos = self.src_dict.pad(), self.src_dict.bos()
+        real = src_tokens.ne(pad)
+        rows = torch.arange(src_tokens.size(0), device=src_tokens.device)
+        first = real.long().argmax(1)  # first real position of each row
+        has_bos = real[rows, first] & src_tokens[rows, first].eq(bos)
+        if not has_bos.any():
+            return src_tokens, src_lengths
+        keep = real.clone()
+        keep[rows, first] &= ~has_bos
+        left_pad = bool(src_tokens[:, 0].eq(pad).any())
+        # a stable sort moves the dropped BOS to the padding side, keeping token order
+        order = (keep if left_pad else ~keep).long().argsort(dim=1, stable=True)
+        tokens = src_tokens.gather(1, order).masked_fill(~keep.gather(1, order), pad)
+        width = int(keep.sum(1).max())
+        tokens = tokens[:, tokens.size(1) - width:] if left_pad else tokens[:, :width]
+        return tokens, src_lengths - has_bos.to(src_lengths.dtype)
+
+    def relaxed_energy(
+        self,
+        context: Any,
+        logits: Tensor,
+        mask: Tensor,
+        o1: str = "sx",
+        o2: str = "sx",
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """(B,) energies of relaxed translations (ENGINE eq. 2-3 with operators O1, O2).
+
+        ``O1(logits)`` are the decoder inputs after the start symbol, ``O2(logits)`` the
+        distributions scored before the final EOS (:meth:`add_boundaries`). The operators
+        are applied independently, O1 first, then O2, each drawing its own Gumbel noise
+        from ``generator`` (``sg``/``gx`` only).
+
+        Args:
+            context: from :meth:`condition`.
+            logits: (B, N, V) scores of the ``n`` target tokens (no start symbol, no EOS).
+            mask: (B, N) bool, True on the first ``n_b`` positions of row ``b``.
+            o1, o2: relaxation operators (``engine_plugin.relaxations.OPERATORS``).
+            generator: random source of the Gumbel operators, on ``logits``' device.
+
+        Returns:
+            (B,) summed energies, differentiable with respect to ``logits``.
+        """
+        inputs = relax(logits, o1, generator)
+        outputs = relax(logits, o2, generator)
+        return self.energy(context, *self.add_boundaries(inputs, outputs, mask))
+
+    def discrete_energy(self, context: Any, outputs: Tensor, mask: Tensor) -> Tensor:
+        """(B,) teacher NLL of the token translations ``outputs`` followed by EOS.
+
+        Computed like :meth:`relaxed_energy` of one-hot outputs (bit for bit), which for
+        ordinary tokens is the stock token path (:meth:`nll`). Unlike the token path it also
+        scores special symbols inside ``y`` as tokens (an untrained infnet may output
+        padding, which the token path would take for the end of the sentence).
+
+        Args:
+            context: from :meth:`condition`.
+            outputs: (B, N) target token ids (no start symbol, no EOS); values at masked
+                positions are ignored.
+            mask: (B, N) bool, True on the first ``n_b`` positions of row ``b``.
+        """
+        prev_output_tokens, target = self.frame_tokens(outputs, mask)
+        target_mask = torch.cat([mask.new_ones(mask.size(0), 1), mask.bool()], 1)
+        embedded = self.model.decoder.embed_tokens.weight[prev_output_tokens]
+        lprobs = self._log_probs_of_embeddings(context, embedded, target_mask)
+        token_energy = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return token_energy.masked_fill(~target_mask, 0.0).sum(1)
+
+    def frame_tokens(self, tokens: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """The token version of :meth:`add_boundaries`: the teacher's decoder inputs and targets.
+
+        Args:
+            tokens: (B, N) target tokens ``y``; values at masked positions are ignored.
+            mask: (B, N) bool, True on the first ``n_b`` positions of row ``b``.
+
+        Returns:
+            ``(prev_output_tokens, target)``, both (B, N+1) and right-padded:
+            ``[bos y_1 .. y_n]`` and ``[y_1 .. y_n eos]``, as stock ``translation``
+            collates them (its decoder-start symbol :attr:`bos` is EOS).
+        """
+        if tokens.dim() != 2 or mask.shape != tokens.shape:
+            raise ValueError(
+                f"tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must both be (B, N)"
+            )
+        mask = mask.bool()
+        if (mask[:, 1:] & ~mask[:, :-1]).any():
+            raise ValueError("mask rows must be prefixes: True on the first n_b positions")
+        y = tokens.masked_fill(~mask, self.pad)
+        column = y.new_full((y.size(0), 1), self.pad)
+        target = torch.cat([y, column], 1).scatter(1, mask.sum(1, keepdim=True), self.eos)
+        prev_output_tokens = torch.cat([column.fill_(self.bos), y], 1)
+        return prev_output_tokens, target
+
     def log_probs(
         self, encoder_out: Any, decoder_input_dist: Tensor, target_mask: Tensor
     ) -> Tensor:
@@ -168,12 +298,19 @@ class TranslationEnergy:
             path gives for padding and carry no meaning.
         """
         self._check(decoder_input_dist, target_mask)
+        weight = self.model.decoder.embed_tokens.weight
+        soft = torch.matmul(decoder_input_dist.to(weight.dtype), weight)
+        return self._log_probs_of_embeddings(encoder_out, soft, target_mask)
+
+    def _log_probs_of_embeddings(self, encoder_out: Any, embedded: Tensor,
+                                 target_mask: Tensor) -> Tensor:
+        """:meth:`log_probs` of decoder inputs given as embedding rows ``embedded`` (B, T, C)."""
         embed = self.model.decoder.embed_tokens
         # Stand-in ids: the decoder derives positions and padding masks from them exactly as
         # for real tokens; only their embedding is replaced, so their values never matter.
         ids = torch.full_like(target_mask, self.tgt_dict.unk(), dtype=torch.long)
         ids.masked_fill_(~target_mask, self.pad)
-        soft = torch.matmul(decoder_input_dist.to(embed.weight.dtype), embed.weight)
+        soft = embedded
         calls = []
 
         def replace_embedding(module, inputs, output):
