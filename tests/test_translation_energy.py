@@ -1,15 +1,14 @@
 """TranslationEnergy against stock fairseq: tiny transformer and LSTM teachers trained here.
 
-The module fixture writes a tiny corpus, binarises it with ``fairseq-preprocess``, trains
-both teachers with ``fairseq-train`` and scores the valid set with
-``fairseq-generate --score-reference``, all as subprocesses of the stock CLI.
+The session fixture ``tiny_teachers`` (``tests/conftest.py``) writes a tiny corpus,
+binarises it with ``fairseq-preprocess`` and trains both teachers with ``fairseq-train``;
+the module fixture scores the valid set with ``fairseq-generate --score-reference``, all as
+subprocesses of the stock CLI (``--user-dir engine_plugin`` lets them read the checkpoints
+under torch >= 2.6).
 """
 
 import copy
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,47 +17,7 @@ import torch.nn.functional as F
 
 from engine_plugin.checkpoints import load_frozen_model
 from engine_plugin.energies import TranslationEnergy
-from tests.fixtures.tiny_translation import write_corpus
-
-ARCHS = {
-    "transformer": [
-        "--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
-        "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
-        "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
-    ],
-    "lstm": [
-        "--arch", "lstm", "--encoder-layers", "1", "--decoder-layers", "1",
-        "--encoder-embed-dim", "32", "--encoder-hidden-size", "32", "--encoder-bidirectional",
-        "--decoder-embed-dim", "32", "--decoder-hidden-size", "32", "--decoder-out-embed-dim", "32",
-    ],
-}
-# Until the plugin switches torch.load's weights_only default off itself, stock fairseq
-# cannot read its own checkpoints under torch >= 2.6 without this.
-NO_WEIGHTS_ONLY = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
-
-
-def _run_all(tool, arg_lists, logs):
-    """Runs ``fairseq-<tool>`` once per argument list, in parallel with one thread each.
-
-    Returns their standard outputs; fails showing the logs of any run that exits non-zero.
-    """
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", **NO_WEIGHTS_ONLY)
-    runs = []
-    for i, args in enumerate(arg_lists):
-        cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *args]
-        out, err = (os.path.join(logs, f"{tool}{i}.{ext}") for ext in ("out", "err"))
-        with open(out, "w") as stdout, open(err, "w") as stderr:
-            proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
-        runs.append((cmd, out, err, proc))
-    outputs = []
-    for cmd, out, err, proc in runs:
-        proc.wait()
-        with open(out) as stdout, open(err) as stderr:
-            text, log = stdout.read(), stderr.read()
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{text[-2000:]}\n{log[-3000:]}"
-        outputs.append(text)
-    return outputs
+from tests.fixtures.tiny_translation import PLUGIN, TEACHER_ARCHS, run_all
 
 
 def _parse_score_reference(text):
@@ -75,54 +34,31 @@ def _parse_score_reference(text):
 
 
 @pytest.fixture(scope="module")
-def teachers(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_translation")
-    logs = str(root / "logs")
-    os.makedirs(logs)
-    raw = write_corpus(str(root / "raw"))
-    data = str(root / "bin")
-    _run_all("preprocess", [[
-        "--source-lang", "src", "--target-lang", "tgt",
-        "--joined-dictionary", "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid",
-        "--destdir", data, "--workers", "1",
-    ]], logs)
-    checkpoints = {arch: str(root / arch / "checkpoint_last.pt") for arch in ARCHS}
-    _run_all("train", [
+def teachers(tiny_teachers):
+    data, checkpoints = tiny_teachers["data"], tiny_teachers["checkpoints"]
+    scored = run_all("generate", [
         [
-            data, *flags, "--dropout", "0.1",
-            "--optimizer", "adam", "--lr", "0.01", "--lr-scheduler", "inverse_sqrt",
-            "--warmup-updates", "10", "--batch-size", "32", "--max-update", "150",
-            "--seed", "1", "--cpu", "--num-workers", "0", "--no-progress-bar",
-            "--save-dir", str(root / arch), "--no-epoch-checkpoints", "--disable-validation",
-        ]
-        for arch, flags in ARCHS.items()
-    ], logs)
-    scored = _run_all("generate", [
-        [
-            data, "--path", checkpoints[arch], "--score-reference",
+            data, "--user-dir", PLUGIN, "--path", checkpoints[arch], "--score-reference",
             "--gen-subset", "valid", "--batch-size", "8", "--cpu", "--num-workers", "0",
         ]
-        for arch in ARCHS
-    ], logs)
+        for arch in TEACHER_ARCHS
+    ], tiny_teachers["logs"])
     result = {}
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in NO_WEIGHTS_ONLY.items():
-            mp.setenv(name, value)
-        for (arch, path), text in zip(checkpoints.items(), scored):
-            model, _, task = load_frozen_model(path)
-            task.load_dataset("valid")
-            dataset = task.dataset("valid")
-            energy = TranslationEnergy(model, task.source_dictionary, task.target_dictionary)
-            result[arch] = {
-                "energy": energy,
-                # the whole valid set in one ragged batch (lengths 4-11 with EOS)
-                "batch": dataset.collater([dataset[i] for i in range(len(dataset))]),
-                "score_reference": _parse_score_reference(text),
-            }
+    for arch, text in zip(TEACHER_ARCHS, scored):
+        model, _, task = load_frozen_model(checkpoints[arch])
+        task.load_dataset("valid")
+        dataset = task.dataset("valid")
+        energy = TranslationEnergy(model, task.source_dictionary, task.target_dictionary)
+        result[arch] = {
+            "energy": energy,
+            # the whole valid set in one ragged batch (lengths 4-11 with EOS)
+            "batch": dataset.collater([dataset[i] for i in range(len(dataset))]),
+            "score_reference": _parse_score_reference(text),
+        }
     return result
 
 
-@pytest.fixture(params=list(ARCHS))
+@pytest.fixture(params=list(TEACHER_ARCHS))
 def teacher(request, teachers):
     return teachers[request.param]
 

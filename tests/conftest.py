@@ -1,0 +1,12 @@
+"""Fixtures shared by several test modules."""
+
+import pytest
+
+from tests.fixtures.tiny_translation import train_tiny_teachers
+
+
+@pytest.fixture(scope="session")
+def tiny_teachers(tmp_path_factory):
+    """Tiny transformer and LSTM teachers trained by stock ``fairseq-train`` on the tiny
+    corpus (see :func:`tests.fixtures.tiny_translation.train_tiny_teachers`)."""
+    return train_tiny_teachers(str(tmp_path_factory.mktemp("tiny_translation")))
