@@ -10,11 +10,10 @@ The energy of a labelling ``y`` (``(B, T, L)``, rows one-hot or on the simplex) 
 
 with emissions ``e`` (``(B, T, L)``), transitions ``W`` (``(L, L)``, from row to column),
 start scores ``s`` and end scores ``f`` (``(L,)``). The forward algorithm and Viterbi are
-one recursion over two semirings (log-sum-exp and max-plus), so Viterbi minimises exactly
-the energy defined here, start and end terms included. Viterbi runs the max-plus recursion in
-a loop specialised for decoding (see ``LinearChainCRF.viterbi``): the same recursion, laid out
-so that the max-plus step reduces over a contiguous dimension and can be fused by
-``torch.compile``.
+the same recursion over two semirings (log-sum-exp and max-plus), so Viterbi minimises exactly
+the energy defined here, start and end terms included. Viterbi's max-plus loop is laid out for
+decoding speed (see ``LinearChainCRF.viterbi``): the step reduces over a contiguous dimension
+and can be fused by ``torch.compile``.
 
 Set the environment variable ``ENGINE_PLUGIN_CRF_COMPILE=1`` to let Viterbi use a
 ``torch.compile``'d max-plus step for large label sets (``0``, the default, keeps it eager).
@@ -29,12 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-# (previous scores (B, L), transitions (L, L)) -> (scores (B, L), backpointers (B, L) or None)
-SemiringStep = Callable[[Tensor, Tensor], Tuple[Tensor, Optional[Tensor]]]
-
-
-def _log_semiring_step(prev: Tensor, transitions: Tensor) -> Tuple[Tensor, None]:
-    return torch.logsumexp(prev.unsqueeze(2) + transitions, dim=1), None
+def _log_semiring_step(prev: Tensor, transitions: Tensor) -> Tensor:
+    """log-sum-exp "product" of scores (B, L_from) with transitions (L_from, L_to)."""
+    return torch.logsumexp(prev.unsqueeze(2) + transitions, dim=1)
 
 
 def check_mask(emissions: Tensor, mask: Optional[Tensor]) -> Tensor:
@@ -163,27 +159,18 @@ class LinearChainCRF(nn.Module):
         return -(unary + pairwise + y[:, 0] @ self.start + y_last @ self.end)
 
     # ---------------------------------------------------------------- recursion
-    def _recursion(self, emissions: Tensor, mask: Tensor, step: SemiringStep):
-        """Runs ``step`` left to right; returns final scores (B, L) and backpointers.
-
-        Backpointers are a list of T-1 tensors (B, L); on padded positions they are the
-        identity, so backtracking passes through padding unchanged.
-        """
+    def _forward_scores(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Forward algorithm over real positions; returns final log-scores (B, L)."""
         scores = self.start + emissions[:, 0]
-        identity = torch.arange(self.num_labels, device=emissions.device).expand_as(scores)
-        backpointers = []
         for t in range(1, emissions.shape[1]):
-            new_scores, bp = step(scores, self.transitions)
-            keep = mask[:, t].unsqueeze(1)
-            scores = torch.where(keep, new_scores + emissions[:, t], scores)
-            if bp is not None:
-                backpointers.append(torch.where(keep, bp, identity))
-        return scores + self.end, backpointers
+            new_scores = _log_semiring_step(scores, self.transitions)
+            scores = torch.where(mask[:, t].unsqueeze(1), new_scores + emissions[:, t], scores)
+        return scores + self.end
 
     def log_partition(self, emissions: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         """Forward algorithm: log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,)."""
         mask = check_mask(emissions, mask)
-        final, _ = self._recursion(emissions, mask, _log_semiring_step)
+        final = self._forward_scores(emissions, mask)
         return torch.logsumexp(final, dim=1)
 
     def nll(
@@ -235,7 +222,7 @@ class LinearChainCRF(nn.Module):
         labels = reversed_labels.gather(1, reverse_index).masked_fill(~mask, 0)
         params = (self.transitions, self.start, self.end)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (emissions,) + params):
-            return labels, -self._path_score(emissions, labels, mask, last)
+            return labels, self.energy(emissions, labels, mask)
         return labels, -best
 
     def _max_plus_decode(self, emissions: Tensor, last: Tensor, compile: bool):
@@ -286,13 +273,3 @@ class LinearChainCRF(nn.Module):
                 label = (alpha + transitions_t.index_select(0, label)).argmax(dim=1)
                 path.append(label.unsqueeze(1))
         return best.squeeze(1), torch.cat(path, 1), reverse_index
-
-    def _path_score(self, emissions: Tensor, labels: Tensor, mask: Tensor, last: Tensor) -> Tensor:
-        """Differentiable score (= -energy) of hard label paths (B, T), by gathers."""
-        unary = emissions.gather(2, labels.unsqueeze(2)).squeeze(2)
-        score = torch.where(mask, unary, torch.zeros_like(unary)).sum(1)
-        if labels.shape[1] > 1:
-            pair = self.transitions[labels[:, :-1], labels[:, 1:]]
-            score = score + torch.where(mask[:, 1:], pair, torch.zeros_like(pair)).sum(1)
-        final = labels.gather(1, last.unsqueeze(1)).squeeze(1)
-        return score + self.start[labels[:, 0]] + self.end[final]
