@@ -1,0 +1,143 @@
+"""Rows of a tagging benchmark: one per ``fairseq-generate`` run, kept in a TSV file.
+
+``examples/tagging_benchmark.sh`` calls this after every decode:
+
+    python scripts/tagging_results.py append RESULTS.tsv --log GENERATE_STDOUT \\
+        --data twitter_pos --split test --method gd --arch - --n 20 --lr 10 \\
+        --batch-size 10 --command "fairseq-generate ..." [--train-command "fairseq-train ..."]
+
+parses the last line of the generate output (the score line, e.g. ``Accuracy = 90.12
+(n_tokens=7707) | inference=gd energy_relaxed=... energy=... search_error=...
+zero_search_error=...% sentences=547 sentences_per_s=...``, or ``F1 = ... (precision=...``)
+and appends one row (writing the header first if the file is new). It exits with status 1
+and shows the end of the log when the last line is not a score line.
+
+    python scripts/tagging_results.py best RESULTS.tsv --data D --split valid --method gd --n 20
+
+prints the ``lr`` of the matching row with the highest metric (ties: lowest energy), among
+the rows whose lr is in ``--lr-in "1e3 100 10"`` if given: how the benchmark picks a fixed
+step size on the development split.
+
+``scripts/tagging_tables.py`` turns the rows into tables and a plot.
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+from typing import Dict, List
+
+COLUMNS = [
+    "data", "split", "method", "arch", "n", "lr", "metric_name", "metric", "energy_relaxed",
+    "energy", "search_error", "zero_search_error", "sentences", "sentences_per_s",
+    "batch_size", "command", "train_command", "score_line",
+]
+
+_METRIC = re.compile(r"\b(Accuracy|F1) = (-?[\d.]+)")
+_FIELD = re.compile(r"\b(inference|energy_relaxed|energy|search_error|zero_search_error|"
+                    r"sentences|sentences_per_s)=(\S+)")
+
+
+def parse_score_line(line: str) -> Dict[str, str]:
+    """The fields of a tagging score line: ``metric_name`` (``acc`` or ``F1``), ``metric``,
+    ``energy_relaxed``, ``energy``, ``search_error``, ``zero_search_error`` (percent, no
+    ``%``), ``sentences``, ``sentences_per_s``.
+
+    Raises:
+        ValueError: the line has no ``Accuracy =``/``F1 =`` or no energy/speed summary.
+    """
+    metric = _METRIC.search(line)
+    fields = dict(_FIELD.findall(line.split(" | ", 1)[1] if " | " in line else ""))
+    if not metric or "sentences_per_s" not in fields or "energy" not in fields:
+        raise ValueError(f"not a tagging score line: {line.strip()!r}")
+    return {
+        "metric_name": "acc" if metric.group(1) == "Accuracy" else "F1",
+        "metric": metric.group(2),
+        "energy_relaxed": fields.get("energy_relaxed", ""),
+        "energy": fields["energy"],
+        "search_error": fields.get("search_error", ""),
+        "zero_search_error": fields.get("zero_search_error", "").rstrip("%"),
+        "sentences": fields.get("sentences", ""),
+        "sentences_per_s": fields["sentences_per_s"],
+    }
+
+
+def last_line(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def append_row(results: str, row: Dict[str, str]) -> None:
+    """Appends ``row`` (keys from ``COLUMNS``) to the TSV ``results``, header first if new."""
+    new = not os.path.exists(results) or os.path.getsize(results) == 0
+    with open(results, "a", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n",
+                                quoting=csv.QUOTE_MINIMAL)
+        if new:
+            writer.writeheader()
+        writer.writerow({key: " ".join(str(row.get(key, "")).split()) for key in COLUMNS})
+
+
+def read_rows(paths: List[str]) -> List[Dict[str, str]]:
+    """All rows of the given TSV files, in order."""
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows.extend(csv.DictReader(f, delimiter="\t"))
+    return rows
+
+
+def best_lr(rows: List[Dict[str, str]], **match: str) -> str:
+    """The ``lr`` of the row matching every ``key=value`` with the highest metric, ties
+    broken by lower energy; raises ``LookupError`` when no row matches."""
+    candidates = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    if not candidates:
+        raise LookupError(f"no result row with {match}")
+    return max(candidates, key=lambda r: (float(r["metric"]), -float(r["energy"])))["lr"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command_name", required=True)
+    append = sub.add_parser("append", help="append the score line of a generate log")
+    append.add_argument("results")
+    append.add_argument("--log", required=True, help="stdout of fairseq-generate")
+    for key in ("data", "split", "method", "arch", "n", "lr", "batch-size", "command",
+                "train-command"):
+        append.add_argument(f"--{key}", default="")
+    best = sub.add_parser("best", help="print the lr of the best matching row")
+    best.add_argument("results")
+    for key in ("data", "split", "method", "arch", "n"):
+        best.add_argument(f"--{key}")
+    best.add_argument("--lr-in", help="only rows whose lr is one of these (space-separated)")
+    args = parser.parse_args(argv)
+
+    if args.command_name == "append":
+        line = last_line(args.log)
+        try:
+            parsed = parse_score_line(line)
+        except ValueError as err:
+            with open(args.log, encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-3000:]
+            sys.exit(f"{err}\n--- end of {args.log} ---\n{tail}")
+        row = {k: getattr(args, k) for k in
+               ("data", "split", "method", "arch", "n", "lr", "batch_size", "command",
+                "train_command")}
+        row.update(parsed, score_line=line)
+        append_row(args.results, row)
+        return
+    match = {k: getattr(args, k) for k in ("data", "split", "method", "arch", "n")
+             if getattr(args, k) is not None}
+    rows = read_rows([args.results])
+    if args.lr_in:
+        rows = [r for r in rows if r["lr"] in args.lr_in.split()]
+    try:
+        print(best_lr(rows, **match))
+    except LookupError as err:
+        sys.exit(str(err))
+
+
+if __name__ == "__main__":
+    main()
