@@ -1,0 +1,145 @@
+"""``translation_energy``: non-autoregressive translation trained against a frozen AR energy.
+
+ENGINE (Tu et al., 2020): a NAT inference network (``cmlm_infnet``, ``bilstm_infnet``)
+trained with ``--criterion energy_loss --energy-path TEACHER`` to minimise the energy of an
+autoregressive teacher (any stock fairseq ``translation`` model), plus a local
+cross-entropy and the length-prediction loss. The task is fairseq's ``translation_lev``
+(same data, same NAT layout, same stock ``IterativeRefinementGenerator``) with the energy
+hooks of :class:`~engine_plugin.tasks.energy_task.EnergyTaskMixin` and two decoding options.
+
+Layouts (``n`` target tokens ``y``; the teacher's decoder-start symbol is EOS)::
+
+    NAT (this task)       target [bos y_1 .. y_n eos]   source [bos x eos]
+    teacher (translation) target [y_1 .. y_n eos]       source [x eos]
+                          prev_output_tokens [eos y_1 .. y_n]
+
+The infnet's logits at the ``n`` positions of ``y`` (NAT positions ``1 .. n``) are what the
+energy scores; it adds the boundaries itself.
+
+    fairseq-train BIN --user-dir engine_plugin --task translation_energy \\
+        --arch cmlm_infnet --criterion energy_loss --energy-path TEACHER.pt \\
+        --o1 sx --o2 st --noise full_mask ...
+    fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
+        --iter-decode-max-iter 0 --iter-decode-with-beam 3 \\
+        [--length-select energy --energy-path TEACHER.pt] [--oracle-length]
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch.nn.functional as F
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from fairseq.tasks.translation_lev import (
+    NOISE_CHOICES,
+    TranslationLevenshteinConfig,
+    TranslationLevenshteinTask,
+)
+
+from engine_plugin.energies.translation import TranslationEnergy
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
+from engine_plugin.translation_generator import LengthSelectingGenerator, strip_nat_boundaries
+
+logger = logging.getLogger(__name__)
+
+LENGTH_SELECTION = ("avg_logprob", "energy")
+
+
+@dataclass
+class TranslationEnergyConfig(TranslationLevenshteinConfig):
+    noise: NOISE_CHOICES = field(
+        default="full_mask",
+        metadata={"help": "decoder input of training: full_mask (ENGINE: every target token "
+                          "is <unk>), random_mask (CMLM's partial masking) or no_noise"},
+    )
+    energy_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "checkpoint of the frozen AR teacher (training: the energy_loss "
+                          "criterion's option; generation: for --length-select energy)"},
+    )
+    length_select: ChoiceEnum(LENGTH_SELECTION) = field(
+        default="avg_logprob",
+        metadata={"help": "how fairseq-generate picks among --iter-decode-with-beam lengths: "
+                          "the infnet's average log-probability (fairseq's) or the lowest "
+                          "teacher energy per token (needs --energy-path)"},
+    )
+    oracle_length: bool = field(
+        default=False, metadata={"help": "decode with the reference target lengths"}
+    )
+
+
+@register_task("translation_energy", dataclass=TranslationEnergyConfig)
+class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
+    """fairseq's ``translation_lev`` whose NAT models can be trained against an AR energy."""
+
+    cfg: TranslationEnergyConfig
+
+    def load_energy(self, path: str) -> TranslationEnergy:
+        """Loads the teacher checkpoint ``path`` and checks that it uses our dictionaries.
+
+        The teacher's dictionaries are read from the data directory it was trained on; if
+        that directory is gone, from this task's (then a vocabulary mismatch shows as a
+        checkpoint that does not fit them).
+
+        Raises:
+            ValueError: the dictionaries differ.
+        """
+        try:
+            energy = TranslationEnergy.from_checkpoint(path)
+        except FileNotFoundError as error:
+            if error.filename is None:  # the checkpoint itself is missing
+                raise
+            logger.warning("teacher data directory unavailable (%s): reading the teacher's "
+                           "dictionaries from %s", error.filename, self.cfg.data)
+            try:
+                energy = TranslationEnergy.from_checkpoint(
+                    path, arg_overrides={"data": self.cfg.data})
+            except RuntimeError as mismatch:
+                raise ValueError(
+                    f"--energy-path {path}: the teacher does not fit this task's "
+                    f"dictionaries ({self.cfg.data}): {mismatch}"
+                ) from None
+        try:
+            energy.check_dictionaries(self.src_dict, self.tgt_dict)
+        except ValueError as mismatch:
+            raise ValueError(f"--energy-path {path}: {mismatch}") from None
+        return energy
+
+    def infnet_forward(self, model, sample) -> InfnetOutput:
+        """Runs a NAT model with the reference lengths on the ``--noise`` decoder input.
+
+        Returns:
+            logits (B, N, V) at the ``y`` positions of ``[bos y eos]`` (N = T - 2), their
+            mask (B, N), gold ``y`` (B, N) and ``extra_losses["length"]``: the summed
+            cross-entropy of the length prediction times the model's
+            ``--length-loss-factor``.
+        """
+        if self.cfg.noise == "random_delete":
+            raise ValueError("--noise random_delete changes the target length; the energy "
+                             "scores the reference length: use full_mask (ENGINE)")
+        target = sample["target"]
+        prev_target = sample.get("prev_target")
+        if prev_target is None:
+            prev_target = self.inject_noise(target)
+        net_input = sample["net_input"]
+        out = model(net_input["src_tokens"], net_input["src_lengths"], prev_target, target)
+        gold, mask = strip_nat_boundaries(target, self.tgt_dict.pad())
+        length = out["length"]
+        length_loss = F.cross_entropy(length["out"].float(), length["tgt"], reduction="sum")
+        return InfnetOutput(out["word_ins"]["out"][:, 1:-1], mask, gold,
+                            {"length": length["factor"] * length_loss})
+
+    def build_generator(self, models, args, **kwargs):
+        """fairseq's ``IterativeRefinementGenerator``, extended when ``--length-select
+        energy`` or ``--oracle-length`` is on."""
+        generator = super().build_generator(models, args, **kwargs)
+        energy = None
+        if self.cfg.length_select == "energy":
+            if not self.cfg.energy_path:
+                raise ValueError("--length-select energy needs --energy-path TEACHER_CHECKPOINT")
+            device = next(models[0].parameters()).device
+            energy = self.load_energy(self.cfg.energy_path).to(device)
+        elif not self.cfg.oracle_length:
+            return generator
+        return LengthSelectingGenerator.extending(generator, energy, self.cfg.oracle_length)
