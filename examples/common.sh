@@ -39,3 +39,44 @@ decode() {
     --path "$ckpt" --gen-subset test --scoring "$scoring" --batch-size 64 --cpu "$@" \
     | tail -n 1
 }
+
+# truncate_train RAW N: keep only the first N sentences of RAW/train.{words,tags} (a quick
+# run; the full files are kept as RAW/train.full.{words,tags}). Call it before binarize.
+truncate_train() {
+  local raw=$1 n=$2 side
+  for side in words tags; do
+    [ -f "$raw/train.full.$side" ] || mv "$raw/train.$side" "$raw/train.full.$side"
+    head -n "$n" "$raw/train.full.$side" > "$raw/train.$side"
+  done
+  echo "== training set truncated to $(wc -l < "$raw/train.words") sentences ($raw/train.*)"
+}
+
+# binarize_truncated RAW BIN: binarize after truncate_train, with the label dictionary of the
+# full training split (RAW/train.full.tags), so that the dev/test labels that the truncated
+# split lacks (e.g. the '*' of --top-k-labels) are still in the label space.
+binarize_truncated() {
+  local raw=$1 bin=$2
+  python scripts/make_word_dict.py "$raw/train.words" "$raw/valid.words" "$raw/test.words" \
+    > "$raw/dict.words.txt"
+  python scripts/make_word_dict.py "$raw/train.full.tags" > "$raw/dict.tags.txt"
+  rm -rf "$bin"
+  fairseq-preprocess --source-lang words --target-lang tags \
+    --trainpref "$raw/train" --validpref "$raw/valid" --testpref "$raw/test" \
+    --srcdict "$raw/dict.words.txt" --tgtdict "$raw/dict.tags.txt" --workers 2 --destdir "$bin" \
+    > "$bin.preprocess.log" 2>&1 || { cat "$bin.preprocess.log"; return 1; }
+}
+
+# subset_train RAW BIN N OUT: OUT = BIN with its train split replaced by the first N sentences
+# of RAW/train.{words,tags}, binarised with BIN's dictionaries, so that checkpoints trained on
+# OUT decode BIN (and use an energy trained on BIN). The valid and test splits are BIN's.
+subset_train() {
+  local raw=$1 bin=$2 n=$3 out=$4 side
+  rm -rf "$out" "$out.raw"
+  mkdir -p "$out.raw"
+  for side in words tags; do head -n "$n" "$raw/train.$side" > "$out.raw/train.$side"; done
+  fairseq-preprocess --source-lang words --target-lang tags --trainpref "$out.raw/train" \
+    --srcdict "$bin/dict.words.txt" --tgtdict "$bin/dict.tags.txt" --workers 1 --destdir "$out" \
+    > "$out.preprocess.log" 2>&1 || { cat "$out.preprocess.log"; return 1; }
+  cp "$bin"/valid.* "$bin"/test.* "$out"/
+  echo "== $out: the first $(wc -l < "$out.raw/train.words") training sentences, dictionaries of $bin"
+}

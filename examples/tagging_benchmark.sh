@@ -39,7 +39,8 @@
 #   TAILOR_STEPS="3 5 10" TAILOR_LRS=0.01   instance tailoring (η tuned on valid if several)
 #   WARM_STEPS="5 10 20" WARM_LRS="10 1 0.1" warm-started gradient descent
 #   REFINE_ARCHS=first of ARCHS   infnets used for tailoring and warm starts (paper: CNN
-#                              for POS, seq2seq for NER, BLSTM for CCG)
+#                              for POS, seq2seq for NER, BLSTM for CCG); those not in ARCHS
+#                              are left out (the first of ARCHS if none is left)
 #   METHODS="local infnet viterbi gd oracle tailored warmstart"   what to run
 #   DEV_BATCH=64 TEST_BATCH=10 batch sizes of tuning runs and of reported runs (paper: 10)
 #   SEED=1
@@ -70,7 +71,12 @@ GD_STEPS=${GD_STEPS:-5 10 20 50 100} GD_LRS=${GD_LRS:-1e4 1e3 100 10 1} GD_INIT=
 GD_ORACLE_STEPS=${GD_ORACLE_STEPS:-$GD_STEPS} GD_ORACLE_LRS=${GD_ORACLE_LRS:-$GD_LRS}
 TAILOR_STEPS=${TAILOR_STEPS:-3 5 10} TAILOR_LRS=${TAILOR_LRS:-0.01}
 WARM_STEPS=${WARM_STEPS:-5 10 20} WARM_LRS=${WARM_LRS:-10 1 0.1}
-REFINE_ARCHS=${REFINE_ARCHS:-${ARCHS[0]}}
+refine=()
+for arch in ${REFINE_ARCHS:-${ARCHS[0]}}; do
+  [[ " ${ARCHS[*]} " == *" $arch "* ]] && refine+=("$arch")
+done
+[ ${#refine[@]} -gt 0 ] || refine=("${ARCHS[0]}")
+REFINE_ARCHS=${refine[*]}
 METHODS=${METHODS:-local infnet viterbi gd oracle tailored warmstart}
 DEV_BATCH=${DEV_BATCH:-64} TEST_BATCH=${TEST_BATCH:-10} SEED=${SEED:-1}
 mkdir -p "$WORK/logs"
@@ -92,7 +98,7 @@ ENERGY=$WORK/energy.pt
 if [ ! -f "$ENERGY" ] || [ -n "${RETRAIN:-}" ]; then
   cp "$CRF_SRC" "$ENERGY"
 fi
-say "benchmark of $DATA_NAME: energy $CRF_SRC (copied to $ENERGY), archs ${ARCHS[*]}, results $RESULTS"
+say "benchmark of $DATA_NAME: energy $CRF_SRC (copied to $ENERGY), archs ${ARCHS[*]} (tailoring and warm starts: $REFINE_ARCHS), results $RESULTS"
 
 # train_tagger NAME ARCH ENERGY_WEIGHT: a local baseline (weight 0, CE only) or an inference
 # network (energy + λ·CE) in WORK/NAME; its command goes to WORK/NAME.train.cmd.
