@@ -352,3 +352,21 @@ def test_energy_length_selection_picks_the_lowest_energy_per_token(infnets):
     for i, hypos in enumerate(chosen):
         scores = [candidates[3 * i + j][0]["score"] for j in range(3)]
         assert hypos[0]["score"] == max(scores)
+
+
+@pytest.mark.parametrize("options_, message", [
+    ({"length_select": "energy"}, "needs --energy-path"),
+    ({"length_select": "energy", "energy_path": "TEACHER"}, "--iter-decode-with-beam K with K > 1"),
+    ({"oracle_length": True, "beam": 3}, "--oracle-length decodes the reference length only"),
+])
+def test_length_options_are_checked(infnets, options_, message):
+    options_ = dict(options_)
+    beam = options_.pop("beam", 1)
+    if options_.get("energy_path") == "TEACHER":
+        options_["energy_path"] = infnets["teachers"]["transformer"]
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [infnets["checkpoints"]["cmlm_infnet"]], arg_overrides={"data": infnets["data"],
+                                                                "energy_path": None, **options_})
+    cfg.generation.iter_decode_with_beam = beam
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task.build_generator(models, cfg.generation)
