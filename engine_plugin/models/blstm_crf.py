@@ -36,6 +36,10 @@ class TaggerEncoderConfig(FairseqDataclass):
     word_dropout: float = field(
         default=0.0, metadata={"help": "probability of replacing a training word by <unk>"}
     )
+    lowercase_embeddings: bool = field(
+        default=False,
+        metadata={"help": "embed words by their lowercased form where it was seen in training"},
+    )
     hidden_size: int = field(default=100, metadata={"help": "LSTM size per direction"})
     layers: int = field(default=1, metadata={"help": "BLSTM layers"})
     dropout: float = field(
@@ -66,10 +70,7 @@ class BLSTMEncoder(nn.Module):
 
     def __init__(self, cfg, dictionary):
         super().__init__()
-        self.features = WordFeatures(
-            dictionary, cfg.embed_dim, cfg.embed_path, cfg.freeze_embeddings,
-            cfg.char_filters, cfg.char_dim, cfg.dropout, cfg.word_dropout,
-        )
+        self.features = WordFeatures.from_config(cfg, dictionary)
         self.lstm = nn.LSTM(self.features.output_dim, cfg.hidden_size, cfg.layers,
                             batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(cfg.dropout)

@@ -109,10 +109,7 @@ class TaggerCNN(TaggerInfnet):
 
     def __init__(self, cfg, dictionary, num_labels):
         super().__init__(cfg, dictionary, num_labels)
-        self.features = WordFeatures(
-            dictionary, cfg.embed_dim, cfg.embed_path, cfg.freeze_embeddings,
-            cfg.char_filters, cfg.char_dim, cfg.dropout, cfg.word_dropout,
-        )
+        self.features = WordFeatures.from_config(cfg, dictionary)
         widths = parse_widths(cfg.cnn_widths)
         self.convs = nn.ModuleList(
             nn.Conv1d(self.features.output_dim, cfg.hidden_size, w, padding=w // 2)

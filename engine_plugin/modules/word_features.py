@@ -46,10 +46,11 @@ class WordFeatures(nn.Module):
         char_dim: character embedding size.
         dropout: dropout on the characters (before the CNN) and on the output.
         word_dropout: probability of replacing a training word's embedding by ``<unk>``'s.
+        lowercase: embed words by their lowercased form where that form was seen in training.
     """
 
     def __init__(self, dictionary, embed_dim, embed_path=None, freeze=False, char_filters=0,
-                 char_dim=30, dropout=0.0, word_dropout=0.0):
+                 char_dim=30, dropout=0.0, word_dropout=0.0, lowercase=False):
         super().__init__()
         self.unk, self.pad, self.word_dropout = dictionary.unk(), dictionary.pad(), word_dropout
         has_vector = torch.zeros(len(dictionary), dtype=torch.bool)
@@ -72,14 +73,28 @@ class WordFeatures(nn.Module):
                         found += 1
             logger.info("%s: vectors for %d of %d words", embed_path, found, len(dictionary))
         self.embed.weight.data[dictionary.pad()] = 0
-        unseen = torch.tensor([c == 0 for c in dictionary.count]) & ~has_vector
+        lookup = torch.arange(len(dictionary))
+        if lowercase:
+            for i, word in enumerate(dictionary.symbols[dictionary.nspecial :], dictionary.nspecial):
+                j = dictionary.indices.get(word.lower(), i)
+                if dictionary.count[j] > 0 or has_vector[j]:
+                    lookup[i] = j
+        count = torch.tensor(dictionary.count)[lookup]
+        unseen = (count == 0) & ~has_vector[lookup]
         unseen[: dictionary.nspecial] = False
-        lookup = torch.arange(len(dictionary)).masked_fill(unseen, self.unk)
+        lookup = lookup.masked_fill(unseen, self.unk)
         self.register_buffer("embedding_index", lookup, persistent=False)
         self.embed.weight.requires_grad_(not freeze)
         self.chars = CharCNN(dictionary, char_dim, char_filters, dropout=dropout) if char_filters else None
         self.dropout = nn.Dropout(dropout)
         self.output_dim = embed_dim + (char_filters if char_filters else 0)
+
+    @classmethod
+    def from_config(cls, cfg, dictionary):
+        """Built from a ``TaggerEncoderConfig`` (the shared options of the tagging models)."""
+        return cls(dictionary, cfg.embed_dim, cfg.embed_path, cfg.freeze_embeddings,
+                   cfg.char_filters, cfg.char_dim, cfg.dropout, cfg.word_dropout,
+                   cfg.lowercase_embeddings)
 
     def forward(self, tokens):
         """tokens (B, T) -> (B, T, output_dim)."""

@@ -4,7 +4,7 @@
 # DATA_DIR holds oct27.train, oct27.dev, oct27.test and daily547.conll (e.g. ../shared/data/twitter_pos).
 # Splits as in Tu & Gimpel (2019): train = oct27.train + oct27.dev, valid = oct27.test,
 # test = daily547. Optional: EMBED=vectors.txt EMBED_DIM=100 for pretrained embeddings,
-# ARCHS="blstm_crf_plus" to train one energy, EPOCHS=N (default 30).
+# ARCHS="blstm_crf_plus" to train one energy, EPOCHS=N (default 25).
 source "$(dirname "$0")/../common.sh"
 DATA=$(cd "${1:?usage: $0 DATA_DIR [WORK_DIR]}" && pwd)
 WORK=${2:-runs/twitter_pos}
@@ -21,8 +21,8 @@ binarize "$WORK/raw" "$WORK/bin"
 for arch in ${ARCHS:-blstm_crf blstm_crf_plus}; do
   echo "== training $arch"
   train_crf "$WORK/bin" "$WORK/$arch" "$arch" --hidden-size 100 --lr 0.002 \
-    --batch-size 10 --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" \
-    "${EMB[@]}" > "$WORK/$arch.train.log" 2>&1
+    --batch-size 10 --max-epoch "${EPOCHS:-25}" --word-dropout 0.25 --lowercase-embeddings \
+    --seed "$SEED" "${EMB[@]}" > "$WORK/$arch.train.log" 2>&1
   grep "best_acc" "$WORK/$arch.train.log" | tail -n 1
   echo "== $arch test (daily547), Viterbi"
   decode "$WORK/bin" "$WORK/$arch/checkpoint_best.pt" tag_accuracy --inference viterbi \
