@@ -21,6 +21,9 @@
 #   TRAIN_BIN=BIN              data the networks are trained on (e.g. a truncated train split
 #                              binarised with BIN's dictionaries, see subset_train in common.sh)
 #   EPOCHS=30                  epochs of each local baseline and inference network
+#   TRAIN_MINUTES=             if set, each of them also stops after this many minutes of
+#                              training (fairseq --stop-time-hours; the best checkpoint so far,
+#                              by validation accuracy, is kept)
 #   LAMBDA=1                   λ, the weight of the local CE loss (paper grid 0.2 0.5 1 2 5)
 #   CE_ANNEAL=0.01             λ_t = λ·exp(-CE_ANNEAL·epoch) (paper §7, Table 5)
 #   O2=sx                      relaxation of infnet outputs fed to the energy (paper: softmax)
@@ -117,6 +120,7 @@ train_tagger() {
     cmd+=(--energy-path "$ENERGY" --ce-weight "$LAMBDA" --ce-anneal-rate "$CE_ANNEAL")
   fi
   [[ $arch == tagger_cnn* ]] && cmd+=(--cnn-widths "$CNN_WIDTHS")
+  [ -n "${TRAIN_MINUTES:-}" ] && cmd+=(--stop-time-hours "$(python -c "print(${TRAIN_MINUTES} / 60)")")
   cmd+=($INFNET_ARGS)
   if [ -f "$save/checkpoint_best.pt" ] && [ -z "${RETRAIN:-}" ]; then
     say "reusing $save/checkpoint_best.pt"
