@@ -14,6 +14,7 @@ def run(tool, *args, check=True, cwd=ROOT):
     With ``check`` a non-zero exit raises an AssertionError that shows the output.
     """
     env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env.setdefault("OMP_NUM_THREADS", "1")  # tiny models: threads only contend for the cores
     cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:

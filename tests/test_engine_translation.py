@@ -41,14 +41,6 @@ TRAIN = ["--optimizer", "adam", "--lr", "0.001", "--batch-size", "32", "--seed",
          "--num-workers", "0", "--no-progress-bar", "--no-epoch-checkpoints"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models are tiny: extra threads only contend for the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def build(tiny_teachers, arch="cmlm_infnet", *extra):
     """(task, model, criterion) as ``fairseq-train`` builds them, energy = the teacher."""

@@ -22,14 +22,6 @@ ARCHS = ["tagger_cnn", "tagger_blstm", "tagger_seq2seq"]
 SMALL = ["--embed-dim", "8", "--hidden-size", "6", "--label-embed-dim", "5"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: extra threads only contend for the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
