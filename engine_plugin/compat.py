@@ -9,6 +9,12 @@ every stock checkpoint then fails to load. fairseq reads checkpoints only throug
 defaults to ``weights_only=False``, the behaviour fairseq was written for. Loading a checkpoint
 executes its pickle: load only checkpoints you trust, as with any fairseq checkpoint.
 
+numpy 2
+-------
+fairseq's ``TokenBlockDataset`` (``--sample-break-mode eos`` of ``language_modeling``) and
+``LanguagePairDataset`` use ``np.compat.long``, which numpy 2 removed. Those two modules get
+a ``numpy`` that still has it (``int``, what it was).
+
 Batching
 --------
 fairseq's main branch (the Python 3.11 builds) drops the last batch whenever its size is not a
@@ -18,6 +24,7 @@ as a final, smaller batch, as fairseq 0.12.2 did.
 """
 
 import functools
+import importlib
 import types
 
 import numpy as np
@@ -26,25 +33,41 @@ from fairseq import checkpoint_utils
 from fairseq.data import data_utils
 
 
-class _TorchForFairseqCheckpoints(types.ModuleType):
-    """Forwards every attribute to ``torch``; ``load`` defaults to ``weights_only=False``."""
+class _ModuleWithOverrides(types.ModuleType):
+    """A stand-in for ``module`` in one fairseq module's globals: every attribute is the
+    original's, except the overrides."""
 
-    def __init__(self):
-        super().__init__("torch")
+    def __init__(self, module, **overrides):
+        super().__init__(module.__name__)
+        self._module = module
+        self.__dict__.update(overrides)
 
     def __getattr__(self, name):
-        return getattr(torch, name)
+        return getattr(self._module, name)
 
-    @staticmethod
-    def load(f, *args, **kwargs):
-        kwargs.setdefault("weights_only", False)
-        return torch.load(f, *args, **kwargs)
+
+def _trusted_torch_load(f, *args, **kwargs):
+    kwargs.setdefault("weights_only", False)
+    return torch.load(f, *args, **kwargs)
+
+
+def _override_global(module_name: str, global_name: str, **overrides):
+    module = importlib.import_module(module_name)
+    current = getattr(module, global_name)
+    if not isinstance(current, _ModuleWithOverrides):
+        setattr(module, global_name, _ModuleWithOverrides(current, **overrides))
 
 
 def patch_fairseq_checkpoint_loading():
     """Makes ``fairseq.checkpoint_utils`` load stock checkpoints under torch >= 2.6."""
-    if not isinstance(checkpoint_utils.torch, _TorchForFairseqCheckpoints):
-        checkpoint_utils.torch = _TorchForFairseqCheckpoints()
+    _override_global(checkpoint_utils.__name__, "torch", load=_trusted_torch_load)
+
+
+def patch_numpy_compat():
+    """Gives the fairseq datasets that use ``np.compat.long`` a numpy that has it."""
+    if not hasattr(np, "compat"):
+        for module in ("fairseq.data.token_block_dataset", "fairseq.data.language_pair_dataset"):
+            _override_global(module, "np", compat=types.SimpleNamespace(long=int))
 
 
 def _keep_last_batch(batch_by_size):

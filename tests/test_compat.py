@@ -1,0 +1,38 @@
+"""The fairseq fixes applied when the plugin is imported."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+import engine_plugin  # noqa: F401  (applies the fixes)
+from fairseq import checkpoint_utils
+from fairseq.data import TokenBlockDataset, data_utils
+
+
+def test_stock_checkpoints_with_namespaces_load(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"args": argparse.Namespace(arch="lstm"), "model": {"w": torch.ones(2)}}, path)
+    # what fairseq.checkpoint_utils.load_checkpoint_to_cpu calls
+    state = checkpoint_utils.torch.load(str(path), map_location=torch.device("cpu"))
+    assert state["args"].arch == "lstm"
+    assert torch.equal(state["model"]["w"], torch.ones(2))
+    # only fairseq's checkpoint loading is changed, not torch.load for everyone
+    with pytest.raises(Exception, match="weights_only|Unsupported global"):
+        torch.load(path)
+
+
+@pytest.mark.parametrize("n", [13, 16, 1])
+def test_batching_keeps_every_index(n):
+    indices = np.arange(n)
+    batches = data_utils.batch_by_size(indices, lambda i: 3, max_sentences=8,
+                                       required_batch_size_multiple=8)
+    assert sorted(int(i) for b in batches for i in b) == list(range(n))
+
+
+def test_eos_break_mode_works_under_numpy_2():
+    sentences = [torch.tensor([4, 5, 2]), torch.tensor([6, 2])]
+    dataset = TokenBlockDataset(sentences, [3, 2], block_size=None, pad=1, eos=2,
+                                break_mode="eos")
+    assert len(dataset) == 2 and torch.equal(dataset[1], sentences[1])
