@@ -12,11 +12,12 @@ zero_search_error=...% sentences=547 sentences_per_s=...``, or ``F1 = ... (preci
 and appends one row (writing the header first if the file is new). It exits with status 1
 and shows the end of the log when the last line is not a score line.
 
-    python scripts/tagging_results.py best RESULTS.tsv --data D --split valid --method gd --n 20
+    python scripts/tagging_results.py best RESULTS.tsv --commands TUNING_COMMANDS.txt
 
-prints the ``lr`` of the matching row with the highest metric (ties: lowest energy), among
-the rows whose lr is in ``--lr-in "1e3 100 10"`` if given: how the benchmark picks a fixed
-step size on the development split.
+prints the ``lr`` of the row with the highest metric (ties: lowest energy) among the rows
+whose command is one of the lines of ``--commands`` (and that match ``--data``, ``--split``,
+``--method``, ``--arch``, ``--n`` if given): how the benchmark picks a fixed step size on the
+development split from exactly the runs of its grid.
 
 ``scripts/tagging_tables.py`` turns the rows into tables and a plot.
 """
@@ -111,7 +112,7 @@ def main(argv=None):
     best.add_argument("results")
     for key in ("data", "split", "method", "arch", "n"):
         best.add_argument(f"--{key}")
-    best.add_argument("--lr-in", help="only rows whose lr is one of these (space-separated)")
+    best.add_argument("--commands", help="file of commands, one a line: only their rows")
     args = parser.parse_args(argv)
 
     if args.command_name == "append":
@@ -131,8 +132,10 @@ def main(argv=None):
     match = {k: getattr(args, k) for k in ("data", "split", "method", "arch", "n")
              if getattr(args, k) is not None}
     rows = read_rows([args.results])
-    if args.lr_in:
-        rows = [r for r in rows if r["lr"] in args.lr_in.split()]
+    if args.commands:
+        with open(args.commands, encoding="utf-8") as f:
+            wanted = {" ".join(line.split()) for line in f if line.strip()}
+        rows = [r for r in rows if r["command"] in wanted]
     try:
         print(best_lr(rows, **match))
     except LookupError as err:

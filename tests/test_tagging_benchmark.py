@@ -8,6 +8,7 @@ import pytest
 
 from examples.quickstart.make_corpus import write_corpus
 from scripts.tagging_results import append_row, best_lr, parse_score_line, read_rows
+from scripts.tagging_results import main as results_main
 from scripts.tagging_tables import main as tables_main
 from tests.cli import ROOT, preprocess_tagging, run
 
@@ -46,6 +47,21 @@ def test_best_lr_prefers_metric_then_energy(tmp_path):
     assert best_lr([r for r in rows if r["lr"] != "0.1"], method="gd") == "1"
     with pytest.raises(LookupError):
         best_lr(rows, method="warmstart")
+
+
+def test_best_cli_only_considers_the_given_commands(tmp_path, capsys):
+    """The rows of another grid (e.g. an earlier run with another GD start) are left out."""
+    results = str(tmp_path / "r.tsv")
+    for lr, metric, init in (("10", "99.0", "random"), ("10", "90.0", "zero"),
+                             ("1", "91.0", "zero")):
+        append_row(results, {"data": "d", "split": "valid", "method": "gd", "n": "5", "lr": lr,
+                             "metric": metric, "energy": "-1",
+                             "command": f"fairseq-generate --gd-lr {lr}  --gd-init {init}"})
+    commands = tmp_path / "commands.txt"
+    commands.write_text("fairseq-generate --gd-lr 10 --gd-init zero\n"
+                        "fairseq-generate --gd-lr 1 --gd-init zero\n")
+    results_main(["best", results, "--commands", str(commands)])
+    assert capsys.readouterr().out.strip() == "1"
 
 
 def _fake_results(path):
