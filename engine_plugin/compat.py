@@ -15,6 +15,13 @@ fairseq's ``TokenBlockDataset`` (``--sample-break-mode eos`` of ``language_model
 ``LanguagePairDataset`` use ``np.compat.long``, which numpy 2 removed. Those two modules get
 a ``numpy`` that still has it (``int``, what it was).
 
+Model options added after a checkpoint was saved
+-------------------------------------------------
+fairseq fills a config-driven model's missing options with its dataclass defaults only when
+``--arch`` is the model's own name; under another architecture (``blstm_crf_plus``) a
+checkpoint saved before an option existed fails with ``Missing key``.
+``fill_model_defaults`` fills them for the tasks of this plugin.
+
 Batching
 --------
 fairseq's main branch (the Python 3.11 builds) drops the last batch whenever its size is not a
@@ -68,6 +75,23 @@ def patch_numpy_compat():
     if not hasattr(np, "compat"):
         for module in ("fairseq.data.token_block_dataset", "fairseq.data.language_pair_dataset"):
             _override_global(module, "np", compat=types.SimpleNamespace(long=int))
+
+
+def fill_model_defaults(cfg):
+    """Adds the dataclass defaults of ``cfg``'s model for options ``cfg`` lacks (in place)."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+    from omegaconf import OmegaConf, open_dict
+
+    model = ARCH_MODEL_REGISTRY.get(getattr(cfg, "arch", None) or getattr(cfg, "_name", None))
+    dataclass = getattr(model, "__dataclass", None)
+    if dataclass is None or not OmegaConf.is_config(cfg):
+        return cfg
+    defaults = OmegaConf.structured(dataclass())
+    with open_dict(cfg):
+        for key in defaults:
+            if key not in cfg:
+                cfg[key] = defaults[key]
+    return cfg
 
 
 def _keep_last_batch(batch_by_size):

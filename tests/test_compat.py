@@ -36,3 +36,15 @@ def test_eos_break_mode_works_under_numpy_2():
     dataset = TokenBlockDataset(sentences, [3, 2], block_size=None, pad=1, eos=2,
                                 break_mode="eos")
     assert len(dataset) == 2 and torch.equal(dataset[1], sentences[1])
+
+
+def test_options_missing_from_an_older_checkpoint_get_their_defaults():
+    from omegaconf import OmegaConf
+
+    from engine_plugin.compat import fill_model_defaults
+
+    saved = OmegaConf.create({"_name": "blstm_crf", "arch": "blstm_crf_plus", "hidden_size": 7})
+    OmegaConf.set_struct(saved, True)
+    fill_model_defaults(saved)
+    assert saved.hidden_size == 7 and saved.lowercase_embeddings is False
+    assert saved.word_dropout == 0.0

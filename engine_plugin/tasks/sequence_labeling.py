@@ -18,6 +18,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from engine_plugin.compat import fill_model_defaults
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
 from engine_plugin.models.blstm_crf import check_dictionaries
 from engine_plugin.data.tagging_dataset import TaggingDataset
@@ -139,6 +140,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
     def build_model(self, cfg, from_checkpoint=False):
         # fairseq merges a base architecture's config into a copy before the model sees it:
         # record (or check) the dictionary digest on the config that is saved
+        fill_model_defaults(cfg)
         check_dictionaries(cfg, self)
         return super().build_model(cfg, from_checkpoint)
 
