@@ -80,3 +80,32 @@ subset_train() {
   cp "$bin"/valid.* "$bin"/test.* "$out"/
   echo "== $out: the first $(wc -l < "$out.raw/train.words") training sentences, dictionaries of $bin"
 }
+
+# binarize_split RAW BIN: binarize, or, with MAX_SENTENCES set, truncate the training split first
+binarize_split() {
+  local raw=$1 bin=$2
+  if [ -n "${MAX_SENTENCES:-}" ]; then
+    truncate_train "$raw" "$MAX_SENTENCES"
+    binarize_truncated "$raw" "$bin"
+  else
+    binarize "$raw" "$bin"
+  fi
+}
+
+# crf_energy_or_reuse BIN WORK [train_crf args]: the BLSTM-CRF+ energy WORK/blstm_crf_plus,
+# trained unless an earlier one was trained on the same dictionaries (RETRAIN=1 forces it).
+crf_energy_or_reuse() {
+  local bin=$1 work=$2; shift 2
+  local energy=$work/blstm_crf_plus/checkpoint_best.pt
+  if [ -f "$energy" ] && [ -z "${RETRAIN:-}" ] \
+      && (cd "$bin" && md5sum --status -c "$work/blstm_crf_plus/dicts.md5" 2> /dev/null); then
+    echo "== reusing the energy $energy"
+    return
+  fi
+  echo "== training the BLSTM-CRF+ energy (log: $work/blstm_crf_plus.train.log)"
+  train_crf "$bin" "$work/blstm_crf_plus" blstm_crf_plus "$@" \
+    > "$work/blstm_crf_plus.train.log" 2>&1 \
+    || { tail -n 30 "$work/blstm_crf_plus.train.log"; return 1; }
+  grep "best_acc" "$work/blstm_crf_plus.train.log" | tail -n 1 || true
+  (cd "$bin" && md5sum dict.words.txt dict.tags.txt) > "$work/blstm_crf_plus/dicts.md5"
+}

@@ -25,28 +25,12 @@ EMB=()
 
 python scripts/conll_to_fairseq.py --format conll2003 --bioes --split train="$DATA/eng.train" \
   --split valid="$DATA/eng.testa" --split test="$DATA/eng.testb" --out-dir "$WORK/raw"
-if [ -n "${MAX_SENTENCES:-}" ]; then
-  truncate_train "$WORK/raw" "$MAX_SENTENCES"
-  binarize_truncated "$WORK/raw" "$WORK/bin"
-else
-  binarize "$WORK/raw" "$WORK/bin"
-fi
+binarize_split "$WORK/raw" "$WORK/bin"
 echo "== $(wc -l < "$WORK/bin/dict.tags.txt") BIOES labels (paper: 17)"
 
 ENERGY=$WORK/blstm_crf_plus/checkpoint_best.pt
-# an energy of an earlier run is reused when it was trained on the same dictionaries
-if [ -f "$ENERGY" ] && [ -z "${RETRAIN:-}" ] \
-    && (cd "$WORK/bin" && md5sum --status -c "$WORK/blstm_crf_plus/dicts.md5" 2> /dev/null); then
-  echo "== reusing the energy $ENERGY"
-else
-  echo "== training the BLSTM-CRF+ energy, H = 200 (log: $WORK/blstm_crf_plus.train.log)"
-  train_crf "$WORK/bin" "$WORK/blstm_crf_plus" blstm_crf_plus --hidden-size 200 --lr 0.002 \
-    --batch-size 10 --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" \
-    "${EMB[@]}" > "$WORK/blstm_crf_plus.train.log" 2>&1 \
-    || { tail -n 30 "$WORK/blstm_crf_plus.train.log"; exit 1; }
-  grep "best_acc" "$WORK/blstm_crf_plus.train.log" | tail -n 1 || true
-  (cd "$WORK/bin" && md5sum dict.words.txt dict.tags.txt) > "$WORK/blstm_crf_plus/dicts.md5"
-fi
+crf_energy_or_reuse "$WORK/bin" "$WORK" --hidden-size 200 --lr 0.002 --batch-size 10 \
+  --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" "${EMB[@]}"
 echo "== BLSTM-CRF+ test (eng.testb), Viterbi"
 decode "$WORK/bin" "$ENERGY" span_f1 --inference viterbi 2> "$WORK/blstm_crf_plus.test.log" \
   | tee "$WORK/blstm_crf_plus.test.txt"

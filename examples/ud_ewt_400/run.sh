@@ -30,28 +30,12 @@ python scripts/conll_to_fairseq.py --format conllu --field XPOS+DEPREL \
   --top-k-labels "${TOP_K:-400}" --escape-whitespace \
   --split train="$DATA/en_ewt-ud-train.conllu" --split valid="$DATA/en_ewt-ud-dev.conllu" \
   --split test="$DATA/en_ewt-ud-test.conllu" --out-dir "$WORK/raw"
-if [ -n "${MAX_SENTENCES:-}" ]; then
-  truncate_train "$WORK/raw" "$MAX_SENTENCES"
-  binarize_truncated "$WORK/raw" "$WORK/bin"
-else
-  binarize "$WORK/raw" "$WORK/bin"
-fi
+binarize_split "$WORK/raw" "$WORK/bin"
 echo "== $(wc -l < "$WORK/bin/dict.tags.txt") labels, '*' included (paper's CCG: the 400 most frequent + '*')"
 
 ENERGY=$WORK/blstm_crf_plus/checkpoint_best.pt
-# an energy of an earlier run is reused when it was trained on the same dictionaries
-if [ -f "$ENERGY" ] && [ -z "${RETRAIN:-}" ] \
-    && (cd "$WORK/bin" && md5sum --status -c "$WORK/blstm_crf_plus/dicts.md5" 2> /dev/null); then
-  echo "== reusing the energy $ENERGY"
-else
-  echo "== training the BLSTM-CRF+ energy, H = 400 (log: $WORK/blstm_crf_plus.train.log)"
-  train_crf "$WORK/bin" "$WORK/blstm_crf_plus" blstm_crf_plus --hidden-size 400 --lr 0.002 \
-    --batch-size 10 --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" \
-    "${EMB[@]}" > "$WORK/blstm_crf_plus.train.log" 2>&1 \
-    || { tail -n 30 "$WORK/blstm_crf_plus.train.log"; exit 1; }
-  grep "best_acc" "$WORK/blstm_crf_plus.train.log" | tail -n 1 || true
-  (cd "$WORK/bin" && md5sum dict.words.txt dict.tags.txt) > "$WORK/blstm_crf_plus/dicts.md5"
-fi
+crf_energy_or_reuse "$WORK/bin" "$WORK" --hidden-size 400 --lr 0.002 --batch-size 10 \
+  --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" "${EMB[@]}"
 echo "== BLSTM-CRF+ test, Viterbi"
 decode "$WORK/bin" "$ENERGY" tag_accuracy --inference viterbi 2> "$WORK/blstm_crf_plus.test.log" \
   | tee "$WORK/blstm_crf_plus.test.txt"
