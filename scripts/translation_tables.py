@@ -7,7 +7,8 @@ results.tsv has a header and the columns ``table system iterations length_beam b
 energy_lstm command`` (written by ``examples/engine_translation.sh``). Rows of table
 ``main`` become the main table (one line per system and decoding setting, in the order
 they were first written); rows of table ``operators`` (system ``o1,o2``) become ENGINE's
-Table 2 layout: O1 down, O2 across, each cell ``energy (BLEU)``. When a row was written
+Table 2 layout: O1 down, O2 across, each cell ``energy (BLEU)``; an ``operators`` row of
+system ``start`` (the model every cell is fine-tuned from) is printed below it. When a row was written
 several times (a stage rerun), the last one counts. ``--timings`` adds the stage times.
 """
 
@@ -49,6 +50,7 @@ def main_table(rows) -> List[str]:
 def operator_table(rows) -> List[str]:
     cells = {tuple(system.split(",")): row for (table, system, _, _), row in rows.items()
              if table == "operators"}
+    start = cells.pop(("start",), None)
     if not cells:
         return []
     lines = ["| O1 \\ O2 | " + " | ".join(o.upper() for o in OPERATORS) + " |",
@@ -59,6 +61,9 @@ def operator_table(rows) -> List[str]:
             row = cells.get((o1, o2))
             entries.append(f"{row['energy']} ({row['bleu']})" if row else "—")
         lines.append(f"| {o1.upper()} | " + " | ".join(entries) + " |")
+    if start:
+        lines += ["", f"Every cell starts from the CMLM baseline: {start['energy']} "
+                      f"({start['bleu']}) before any energy update."]
     return lines
 
 
