@@ -29,7 +29,8 @@
 #   op_<o1>_<o2>        the 5x5 operator table: cmlm_infnet fine-tuned from the CMLM baseline
 #                       for CELL_UPDATES updates per (O1, O2), decoded on the first
 #                       OPS_VALID validation sentences with oracle lengths, 1 iteration
-#                       (the paper's Table 2 protocol); operator_energies scores them all
+#                       (the paper's Table 2 protocol); op_start decodes the CMLM baseline
+#                       they start from; operator_energies scores them all
 #   tables              scripts/translation_tables.py -> WORK/tables.md
 #
 # BLEU: fairseq-generate --remove-bpe --scoring sacrebleu (sacrebleu's default 13a
@@ -270,6 +271,11 @@ operator_cell() {  # operator_cell O1 O2
   rm -f "$save"/checkpoint_*.pt
 }
 
+operator_start() {  # the CMLM baseline every cell starts from, decoded the same way
+  decode_row operators start 1 oracle nat "$WORK/gen/op_start.txt" "$BIN"_ops \
+    "$WORK/cmlm/checkpoint_last.pt" valid --iter-decode-max-iter 0 --oracle-length
+}
+
 operator_energies() {  # one teacher load for the 25 cells' outputs
   LSTM_TEACHER='' flush_energies "$WORK/bpe/valid_ops.de" --bpe-codes "$WORK/bpe/codes" \
     --bpe-vocab "$WORK/bpe/vocab.en" --bpe-threshold "$BPE_THRESHOLD"
@@ -306,6 +312,7 @@ stage decode_bilstm_base decode_bilstm bilstm_base "BiLSTM"
 stage decode_bilstm_distill decode_bilstm bilstm_distill "BiLSTM, distilled data"
 stage decode_bilstm_engine decode_bilstm bilstm_engine "ENGINE bilstm_infnet (LSTM energy)"
 if [ -z "${SKIP_OPS:-}" ]; then
+  stage op_start operator_start
   for o1 in $OPERATORS; do
     for o2 in $OPERATORS; do
       stage "op_${o1}_${o2}" operator_cell "$o1" "$o2"
