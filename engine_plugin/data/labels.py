@@ -39,9 +39,6 @@ class LabelSpace:
         """(B, T) bool: real tokens whose prediction equals a gold label other than ``*``."""
         return (predicted == gold) & mask & (gold != self.rare)
 
-    def names(self):
-        return self.dict.symbols[self.offset : self.offset + self.num_labels]
-
 
 def dictionary_checksum(*dictionaries) -> str:
     """A short digest of the symbols of dictionaries, to tell whether two runs share them."""
