@@ -26,6 +26,9 @@
 #                              by validation accuracy, is kept)
 #   LAMBDA=1                   λ, the weight of the local CE loss (paper grid 0.2 0.5 1 2 5)
 #   CE_ANNEAL=0.01             λ_t = λ·exp(-CE_ANNEAL·epoch) (paper §7, Table 5)
+#   INFNET_INIT=random         random: infnets start from random weights (paper); local: each
+#                              infnet starts from its architecture's local baseline
+#                              (fairseq --finetune-from-model), so that baseline is trained first
 #   O2=sx                      relaxation of infnet outputs fed to the energy (paper: softmax)
 #   OPTIMIZER=adam LR=0.001    infnet/baseline optimiser (paper: SGD with momentum, lr grid
 #                              5 1 0.5 0.1 0.05 0.01 0.005 0.001 0.0005; e.g.
@@ -71,6 +74,8 @@ source "$(dirname "$0")/common.sh"
 DATA_NAME=${DATA_NAME:-$(basename "$WORK")}
 RESULTS=$WORK/results.tsv
 EPOCHS=${EPOCHS:-30} LAMBDA=${LAMBDA:-1} CE_ANNEAL=${CE_ANNEAL:-0.01} O2=${O2:-sx}
+INFNET_INIT=${INFNET_INIT:-random}
+case $INFNET_INIT in random|local) ;; *) echo "INFNET_INIT must be random or local" >&2; exit 2;; esac
 OPTIMIZER=${OPTIMIZER:-adam} LR=${LR:-0.001} TRAIN_BATCH=${TRAIN_BATCH:-10}
 HIDDEN=${HIDDEN:-100} CNN_WIDTHS=${CNN_WIDTHS:-1,3} INFNET_ARGS=${INFNET_ARGS:-} JOBS=${JOBS:-1}
 GD_STEPS=${GD_STEPS:-5 10 20 50 100} GD_LRS=${GD_LRS:-1e4 1e3 100 10 1} GD_INIT=${GD_INIT:-zero}
@@ -121,6 +126,7 @@ train_tagger() {
     cmd+=(--ce-weight 1)
   else
     cmd+=(--energy-path "$ENERGY" --ce-weight "$LAMBDA" --ce-anneal-rate "$CE_ANNEAL")
+    [ "$INFNET_INIT" = local ] && cmd+=(--finetune-from-model "$WORK/local_$arch/checkpoint_best.pt")
   fi
   [[ $arch == tagger_cnn* ]] && cmd+=(--cnn-widths "$CNN_WIDTHS")
   [ -n "${TRAIN_MINUTES:-}" ] && cmd+=(--stop-time-hours "$(python -c "print(${TRAIN_MINUTES} / 60)")")
@@ -179,15 +185,30 @@ tune() {
   say "  $method $arch N=$n: η=$TUNED chosen on valid"
 }
 
-# 1. local baselines and inference networks (JOBS at a time)
+# 1. local baselines and inference networks (JOBS at a time; with INFNET_INIT=local an
+# architecture's infnet is trained after, and from, its local baseline)
+if [ "$INFNET_INIT" = local ] && wants infnet && ! wants local; then
+  echo "INFNET_INIT=local needs local in METHODS (the infnets start from the local baselines)" >&2
+  exit 2
+fi
+train_arch() {  # train_arch ARCH KIND...: the trainings of one architecture, in order
+  local arch=$1 kind; shift
+  for kind in "$@"; do
+    if [ "$kind" = local ]; then train_tagger "local_$arch" "$arch" 0
+    else train_tagger "infnet_$arch" "$arch" 1; fi
+  done
+}
 jobs_=()
 for arch in "${ARCHS[@]}"; do
-  wants local && jobs_+=("local_$arch $arch 0")
-  wants infnet && jobs_+=("infnet_$arch $arch 1")
+  kinds=()
+  for kind in local infnet; do wants $kind && kinds+=("$kind"); done
+  [ ${#kinds[@]} -gt 0 ] || continue
+  if [ "$INFNET_INIT" = local ]; then jobs_+=("$arch ${kinds[*]}")
+  else for kind in "${kinds[@]}"; do jobs_+=("$arch $kind"); done; fi
 done
 pids=()
 for job in "${jobs_[@]}"; do
-  train_tagger $job &
+  train_arch $job &
   pids+=($!)
   if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done

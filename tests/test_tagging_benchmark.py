@@ -158,3 +158,34 @@ def test_benchmark_driver_on_a_tiny_corpus(tmp_path):
     out = bench()
     assert "reusing" in out and "in results already" in out
     assert len(read_rows([str(work / "results.tsv")])) == len(rows)
+
+
+def test_benchmark_driver_starts_infnets_from_local_baselines(tmp_path):
+    """INFNET_INIT=local: the local baseline is trained first and the infnet is fine-tuned from
+    its weights (fairseq --finetune-from-model); without the local method it refuses."""
+    write_corpus(tmp_path / "raw", {"train": 60, "valid": 20, "test": 20}, seed=4)
+    preprocess_tagging(tmp_path / "raw", tmp_path / "bin")
+    run("train", tmp_path / "bin", "--user-dir", "engine_plugin", "--task", "sequence_labeling",
+        "--arch", "blstm_crf", "--criterion", "crf_nll", "--optimizer", "adam", "--lr", "0.01",
+        "--batch-size", "32", "--max-epoch", "1", "--embed-dim", "8", "--hidden-size", "8",
+        "--cpu", "--seed", "1", "--save-dir", tmp_path / "crf")
+    work = tmp_path / "work"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", EPOCHS="1",
+               TRAIN_BATCH="32", HIDDEN="8", INFNET_ARGS="--embed-dim 8 --char-filters 4",
+               INFNET_INIT="local", METHODS="infnet local")
+    cmd = ["bash", "examples/tagging_benchmark.sh", str(tmp_path / "bin"),
+           str(tmp_path / "crf" / "checkpoint_best.pt"), str(work), "tag_accuracy",
+           "tagger_cnn_plus"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    local = work / "local_tagger_cnn_plus" / "checkpoint_best.pt"
+    infnet_cmd = (work / "infnet_tagger_cnn_plus.train.cmd").read_text()
+    assert f"--finetune-from-model {local}" in infnet_cmd
+    assert "--finetune-from-model" not in (work / "local_tagger_cnn_plus.train.cmd").read_text()
+    log = (work / "infnet_tagger_cnn_plus.train.log").read_text()
+    assert f"loading pretrained model from {local}" in log
+    assert proc.stdout.index("training local_") < proc.stdout.index("training infnet_")
+
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(env, METHODS="infnet"), capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "needs local in METHODS" in proc.stderr
