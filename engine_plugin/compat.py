@@ -28,16 +28,26 @@ fairseq's main branch (the Python 3.11 builds) drops the last batch whenever its
 multiple of ``--required-batch-size-multiple`` (default 8), so ``fairseq-generate`` and
 validation silently skip up to 7 sentences of every split. We give the dropped sentences back
 as a final, smaller batch, as fairseq 0.12.2 did.
+
+Fine-tuning clock
+-----------------
+``--stop-time-hours`` compares against the trainer's cumulative training time, which
+``Trainer.load_checkpoint`` restores from the checkpoint even when the meters are reset, as
+they are for ``--finetune-from-model``: a model fine-tuned from a checkpoint that trained for
+an hour stops at once under ``--stop-time-hours 1``. A load that resets the meters now also
+restarts that clock (it is the ``wall`` meter of the logs).
 """
 
 import functools
 import importlib
+import time
 import types
 
 import numpy as np
 import torch
 from fairseq import checkpoint_utils
 from fairseq.data import data_utils
+from fairseq.trainer import Trainer
 
 
 class _ModuleWithOverrides(types.ModuleType):
@@ -113,3 +123,24 @@ def patch_fairseq_batching():
     """Makes ``fairseq.data.data_utils.batch_by_size`` keep every index."""
     if not getattr(data_utils.batch_by_size, "keeps_last_batch", False):
         data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
+
+
+def _restart_clock_on_reset(load_checkpoint):
+    @functools.wraps(load_checkpoint)
+    def wrapper(self, filename, reset_optimizer=False, reset_lr_scheduler=False,
+                optimizer_overrides=None, reset_meters=False, **kwargs):
+        extra_state = load_checkpoint(self, filename, reset_optimizer, reset_lr_scheduler,
+                                      optimizer_overrides, reset_meters=reset_meters, **kwargs)
+        if reset_meters:
+            self._previous_training_time = 0
+            self._start_time = time.time()
+        return extra_state
+
+    wrapper.restarts_clock = True
+    return wrapper
+
+
+def patch_fairseq_finetune_clock():
+    """Makes ``Trainer.load_checkpoint(..., reset_meters=True)`` restart the training clock."""
+    if not getattr(Trainer.load_checkpoint, "restarts_clock", False):
+        Trainer.load_checkpoint = _restart_clock_on_reset(Trainer.load_checkpoint)

@@ -48,3 +48,33 @@ def test_options_missing_from_an_older_checkpoint_get_their_defaults():
     fill_model_defaults(saved)
     assert saved.hidden_size == 7 and saved.lowercase_embeddings is False
     assert saved.word_dropout == 0.0
+
+
+def test_finetuning_restarts_the_stop_time_clock(tmp_path):
+    """--finetune-from-model of a checkpoint that trained for 10 hours still trains under
+    --stop-time-hours 1 (stock fairseq carries the 10 hours over and stops at once)."""
+    from examples.quickstart.make_corpus import write_corpus
+    from tests.cli import preprocess_tagging, run
+
+    write_corpus(tmp_path / "raw", {"train": 40, "valid": 10, "test": 10}, seed=5)
+    preprocess_tagging(tmp_path / "raw", tmp_path / "bin")
+    common = ["--user-dir", "engine_plugin", "--task", "sequence_labeling", "--arch", "blstm_crf",
+              "--criterion", "crf_nll", "--optimizer", "adam", "--lr", "0.01", "--batch-size",
+              "20", "--embed-dim", "8", "--hidden-size", "8", "--cpu", "--seed", "1",
+              "--no-epoch-checkpoints", "--log-format", "simple"]
+    run("train", tmp_path / "bin", *common, "--max-epoch", "1", "--save-dir", tmp_path / "a")
+    path = tmp_path / "a" / "checkpoint_last.pt"
+    state = checkpoint_utils.torch.load(str(path))
+    state["extra_state"]["previous_training_time"] = 10 * 3600.0
+    torch.save(state, path)
+
+    proc = run("train", tmp_path / "bin", *common, "--max-epoch", "2", "--stop-time-hours", "1",
+               "--finetune-from-model", path, "--save-dir", tmp_path / "b")
+    out = proc.stdout + proc.stderr
+    assert "Stopping training due to cumulative_training_time" not in out
+    assert "epoch 002 | valid on 'valid' subset" in out
+    # resuming (not fine-tuning) keeps the clock, as stock fairseq does
+    proc = run("train", tmp_path / "bin", *common, "--max-epoch", "2", "--stop-time-hours", "1",
+               "--save-dir", tmp_path / "a")
+    out = proc.stdout + proc.stderr
+    assert "Stopping training due to cumulative_training_time" in out
