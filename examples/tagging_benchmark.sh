@@ -131,15 +131,17 @@ train_tagger() {
   [[ $arch == tagger_cnn* ]] && cmd+=(--cnn-widths "$CNN_WIDTHS")
   [ -n "${TRAIN_MINUTES:-}" ] && cmd+=(--stop-time-hours "$(python -c "print(${TRAIN_MINUTES} / 60)")")
   cmd+=($INFNET_ARGS)
-  if [ -f "$save/checkpoint_best.pt" ] && [ -z "${RETRAIN:-}" ]; then
+  # a training that was stopped leaves a checkpoint_best.pt but no $save.done: it is redone
+  if [ -f "$save/checkpoint_best.pt" ] && [ -f "$save.done" ] && [ -z "${RETRAIN:-}" ]; then
     say "reusing $save/checkpoint_best.pt"
     return
   fi
-  rm -rf "$save"
+  rm -rf "$save" "$save.done"
   quoted "${cmd[@]}" > "$save.train.cmd"
   say "training $name (log: $save.train.log)"
   local t0=$SECONDS
   "${cmd[@]}" > "$save.train.log" 2>&1 || { tail -n 30 "$save.train.log"; return 1; }
+  touch "$save.done"
   say "trained $name in $((SECONDS - t0))s: $(awk '/valid on/ { for (i = 1; i < NF; i++) if ($i == "acc") { n++; if ($(i+1) > best) best = $(i+1) } }
     END { printf "best valid acc %s after %d epochs", best, n }' "$save.train.log")"
 }

@@ -186,6 +186,13 @@ def test_benchmark_driver_starts_infnets_from_local_baselines(tmp_path):
     assert f"loading pretrained model from {local}" in log
     assert proc.stdout.index("training local_") < proc.stdout.index("training infnet_")
 
+    # a training stopped half-way (checkpoint, no .done marker) is redone, finished ones reused
+    (work / "infnet_tagger_cnn_plus.done").unlink()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reusing" in proc.stdout and "training local_" not in proc.stdout
+    assert "training infnet_tagger_cnn_plus" in proc.stdout
+
     proc = subprocess.run(cmd, cwd=ROOT, env=dict(env, METHODS="infnet"), capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "needs local in METHODS" in proc.stderr
