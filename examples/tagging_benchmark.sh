@@ -28,7 +28,10 @@
 #   CE_ANNEAL=0.01             λ_t = λ·exp(-CE_ANNEAL·epoch) (paper §7, Table 5)
 #   INFNET_INIT=random         random: infnets start from random weights (paper); local: each
 #                              infnet starts from its architecture's local baseline
-#                              (fairseq --finetune-from-model), so that baseline is trained first
+#                              (fairseq --finetune-from-model), so that baseline is trained first;
+#                              energy: tagger_blstm(_plus) infnets start from the BLSTM-CRF
+#                              energy's own features and emission layer
+#                              (scripts/energy_to_infnet.py; the energy's sizes override HIDDEN)
 #   O2=sx                      relaxation of infnet outputs fed to the energy (paper: softmax)
 #   OPTIMIZER=adam LR=0.001    infnet/baseline optimiser (paper: SGD with momentum, lr grid
 #                              5 1 0.5 0.1 0.05 0.01 0.005 0.001 0.0005; e.g.
@@ -75,7 +78,7 @@ DATA_NAME=${DATA_NAME:-$(basename "$WORK")}
 RESULTS=$WORK/results.tsv
 EPOCHS=${EPOCHS:-30} LAMBDA=${LAMBDA:-1} CE_ANNEAL=${CE_ANNEAL:-0.01} O2=${O2:-sx}
 INFNET_INIT=${INFNET_INIT:-random}
-case $INFNET_INIT in random|local) ;; *) echo "INFNET_INIT must be random or local" >&2; exit 2;; esac
+case $INFNET_INIT in random|local|energy) ;; *) echo "INFNET_INIT must be random, local or energy" >&2; exit 2;; esac
 OPTIMIZER=${OPTIMIZER:-adam} LR=${LR:-0.001} TRAIN_BATCH=${TRAIN_BATCH:-10}
 HIDDEN=${HIDDEN:-100} CNN_WIDTHS=${CNN_WIDTHS:-1,3} INFNET_ARGS=${INFNET_ARGS:-} JOBS=${JOBS:-1}
 GD_STEPS=${GD_STEPS:-5 10 20 50 100} GD_LRS=${GD_LRS:-1e4 1e3 100 10 1} GD_INIT=${GD_INIT:-zero}
@@ -126,11 +129,16 @@ train_tagger() {
     cmd+=(--ce-weight 1)
   else
     cmd+=(--energy-path "$ENERGY" --ce-weight "$LAMBDA" --ce-anneal-rate "$CE_ANNEAL")
-    [ "$INFNET_INIT" = local ] && cmd+=(--finetune-from-model "$WORK/local_$arch/checkpoint_best.pt")
+    case $INFNET_INIT in
+      local) cmd+=(--finetune-from-model "$WORK/local_$arch/checkpoint_best.pt");;
+      energy) cmd+=(--finetune-from-model "$WORK/energy_as_infnet.pt");;
+    esac
   fi
   [[ $arch == tagger_cnn* ]] && cmd+=(--cnn-widths "$CNN_WIDTHS")
   [ -n "${TRAIN_MINUTES:-}" ] && cmd+=(--stop-time-hours "$(python -c "print(${TRAIN_MINUTES} / 60)")")
   cmd+=($INFNET_ARGS)
+  # last, so that the energy's sizes win over HIDDEN and INFNET_ARGS
+  [ "$weight" != 0 ] && [ "$INFNET_INIT" = energy ] && cmd+=($ENERGY_SHAPE)
   # a training that was stopped leaves a checkpoint_best.pt but no $save.done: it is redone
   if [ -f "$save/checkpoint_best.pt" ] && [ -f "$save.done" ] && [ -z "${RETRAIN:-}" ]; then
     say "reusing $save/checkpoint_best.pt"
@@ -192,6 +200,15 @@ tune() {
 if [ "$INFNET_INIT" = local ] && wants infnet && ! wants local; then
   echo "INFNET_INIT=local needs local in METHODS (the infnets start from the local baselines)" >&2
   exit 2
+fi
+ENERGY_SHAPE=
+if [ "$INFNET_INIT" = energy ] && wants infnet; then
+  for arch in "${ARCHS[@]}"; do
+    [[ $arch == tagger_blstm* ]] || { echo "INFNET_INIT=energy: only tagger_blstm(_plus) infnets" \
+      "can start from the energy's emissions, not $arch (set ARCHS)" >&2; exit 2; }
+  done
+  ENERGY_SHAPE=$(python scripts/energy_to_infnet.py "$ENERGY" "$WORK/energy_as_infnet.pt")
+  say "infnets start from the energy's emissions ($WORK/energy_as_infnet.pt: $ENERGY_SHAPE)"
 fi
 train_arch() {  # train_arch ARCH KIND...: the trainings of one architecture, in order
   local arch=$1 kind; shift

@@ -4,6 +4,8 @@ Models are built in-process from CLI-style arguments, the way fairseq-train buil
 that the architectures' defaults apply exactly as on the command line.
 """
 
+import contextlib
+import io
 import re
 import shutil
 
@@ -201,3 +203,43 @@ def test_fairseq_train_with_energy_loss(data, tmp_path, monkeypatch):
     assert isinstance(models[0], TaggerSeq2Seq) and models[0].encoder.features.chars is not None
     batch = valid_batch(task)
     assert models[0](**batch["net_input"]).shape == (*batch["target"].shape, task.labels.num_labels)
+
+
+def test_blstm_infnet_started_from_the_energy_emits_its_emissions(data, tmp_path, monkeypatch):
+    """scripts/energy_to_infnet.py: the tagger_blstm built with the printed options and loaded
+    from the converted checkpoint gives exactly the energy's emission scores; fine-tuning it
+    with fairseq-train --finetune-from-model works; other checkpoints are refused."""
+    from scripts.energy_to_infnet import main as convert
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    common = ["--user-dir", "engine_plugin", "--task", "sequence_labeling", "--optimizer",
+              "adam", "--lr", "0.01", "--batch-size", "8", "--max-epoch", "1", "--cpu",
+              "--no-epoch-checkpoints", "--log-format", "simple"]
+    run("train", data / "bin", *common, "--arch", "blstm_crf_plus", "--criterion", "crf_nll",
+        "--embed-dim", "8", "--hidden-size", "6", "--char-filters", "5",
+        "--lowercase-embeddings", "--save-dir", tmp_path / "energy")
+    energy_path = tmp_path / "energy" / "checkpoint_last.pt"
+    out = tmp_path / "start.pt"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert convert([str(energy_path), str(out)]) == 0
+    shape = printed.getvalue().split()
+    assert shape == ["--embed-dim", "8", "--char-filters", "5", "--char-dim", "30",
+                     "--hidden-size", "6", "--layers", "1", "--lowercase-embeddings"]
+
+    energies, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(energy_path)])
+    infnet, task, _ = build(data / "bin", "tagger_blstm_plus", *shape)
+    infnet.load_state_dict(torch.load(out, weights_only=False)["model"], strict=True)
+    energies[0].eval()
+    infnet.eval()
+    net_input = valid_batch(task)["net_input"]
+    with torch.no_grad():
+        assert torch.equal(infnet(**net_input), energies[0](**net_input))
+
+    proc = run("train", data / "bin", *common, "--arch", "tagger_blstm_plus", *shape,
+               "--criterion", "energy_loss", "--energy-path", energy_path,
+               "--finetune-from-model", out, "--save-dir", tmp_path / "infnet")
+    assert f"loading pretrained model from {out}" in proc.stdout + proc.stderr
+
+    assert convert([str(tmp_path / "infnet" / "checkpoint_last.pt"), str(tmp_path / "x.pt")]) == 2
+    assert convert([str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2

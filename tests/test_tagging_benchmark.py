@@ -160,9 +160,10 @@ def test_benchmark_driver_on_a_tiny_corpus(tmp_path):
     assert len(read_rows([str(work / "results.tsv")])) == len(rows)
 
 
-def test_benchmark_driver_starts_infnets_from_local_baselines(tmp_path):
+def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_path):
     """INFNET_INIT=local: the local baseline is trained first and the infnet is fine-tuned from
-    its weights (fairseq --finetune-from-model); without the local method it refuses."""
+    its weights (fairseq --finetune-from-model); without the local method it refuses.
+    INFNET_INIT=energy: BLSTM infnets start from the energy's features and emissions."""
     write_corpus(tmp_path / "raw", {"train": 60, "valid": 20, "test": 20}, seed=4)
     preprocess_tagging(tmp_path / "raw", tmp_path / "bin")
     run("train", tmp_path / "bin", "--user-dir", "engine_plugin", "--task", "sequence_labeling",
@@ -196,3 +197,15 @@ def test_benchmark_driver_starts_infnets_from_local_baselines(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=dict(env, METHODS="infnet"), capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "needs local in METHODS" in proc.stderr
+
+    # INFNET_INIT=energy: BLSTM infnets start from the energy's emissions, other archs refused
+    energy_env = dict(env, INFNET_INIT="energy", METHODS="infnet")
+    proc = subprocess.run(cmd, cwd=ROOT, env=energy_env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "not tagger_cnn_plus" in proc.stderr
+    proc = subprocess.run(cmd[:-1] + ["tagger_blstm_plus"], cwd=ROOT, env=energy_env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    infnet_cmd = (work / "infnet_tagger_blstm_plus.train.cmd").read_text()
+    assert f"--finetune-from-model {work / 'energy_as_infnet.pt'}" in infnet_cmd
+    assert "--hidden-size 8 --layers 1" in infnet_cmd  # the energy's sizes
+    assert "loading pretrained model" in (work / "infnet_tagger_blstm_plus.train.log").read_text()
