@@ -3,6 +3,7 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -186,6 +187,17 @@ def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_
     log = (work / "infnet_tagger_cnn_plus.train.log").read_text()
     assert f"loading pretrained model from {local}" in log
     assert proc.stdout.index("training local_") < proc.stdout.index("training infnet_")
+
+    # the speed benchmark of an infnet against Viterbi on the same data
+    speed = subprocess.run(
+        [sys.executable, "scripts/bench_tagging_speed.py", str(tmp_path / "bin"),
+         str(work / "energy.pt"), "--method", f"cnn={work / 'infnet_tagger_cnn_plus'}/checkpoint_best.pt",
+         "--repeats", "2"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert speed.returncode == 0, speed.stderr[-3000:]
+    table = speed.stdout.splitlines()
+    assert table[0].startswith("| method | sentences/s (median of 2)")
+    assert table[2].startswith("| Viterbi |") and table[2].endswith("| 1.00 |")
+    assert table[3].startswith("| cnn |") and float(table[3].split("|")[2]) > 0
 
     # a training stopped half-way (checkpoint, no .done marker) is redone, finished ones reused
     (work / "infnet_tagger_cnn_plus.done").unlink()
