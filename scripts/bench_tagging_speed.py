@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     commands = {"Viterbi": generate_command(args.bin, args.energy, args.split, args.batch_size,
                                             ["--inference", "viterbi"])}
     for spec in args.method:
-        name, sep, checkpoint = spec.partition("=")
+        name, sep, checkpoint = spec.rpartition("=")
         if not sep or not os.path.isfile(checkpoint):
             parser.error(f"--method {spec}: expected NAME=CHECKPOINT of an existing file")
         commands[name] = generate_command(args.bin, checkpoint, args.split, args.batch_size,
