@@ -192,12 +192,14 @@ def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_
     speed = subprocess.run(
         [sys.executable, "scripts/bench_tagging_speed.py", str(tmp_path / "bin"),
          str(work / "energy.pt"), "--method", f"cnn={work / 'infnet_tagger_cnn_plus'}/checkpoint_best.pt",
-         "--repeats", "2"], cwd=ROOT, env=env, capture_output=True, text=True)
+         "--repeats", "2", "--split-viterbi"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert speed.returncode == 0, speed.stderr[-3000:]
     table = speed.stdout.splitlines()
     assert table[0].startswith("| method | sentences/s (median of 2)")
     assert table[2].startswith("| Viterbi |") and table[2].endswith("| 1.00 |")
     assert table[3].startswith("| cnn |") and float(table[3].split("|")[2]) > 0
+    parts = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in table[7:]}
+    assert set(parts) == {"energy features", "Viterbi DP", "cnn"} and min(parts.values()) > 0
 
     # a training stopped half-way (checkpoint, no .done marker) is redone, finished ones reused
     (work / "infnet_tagger_cnn_plus.done").unlink()
