@@ -104,6 +104,16 @@ def fill_model_defaults(cfg):
     return cfg
 
 
+def _wrap_once(owner, name: str, wrap):
+    """Replaces ``owner.name`` by ``wrap(owner.name)``, unless this plugin wrapped it already
+    (the plugin may be imported more than once, e.g. by ``--user-dir`` and by a script)."""
+    current = getattr(owner, name)
+    if not getattr(current, "_engine_plugin_wrapped", False):
+        wrapped = wrap(current)
+        wrapped._engine_plugin_wrapped = True
+        setattr(owner, name, wrapped)
+
+
 def _keep_last_batch(batch_by_size):
     @functools.wraps(batch_by_size)
     def wrapper(indices, *args, **kwargs):
@@ -115,14 +125,12 @@ def _keep_last_batch(batch_by_size):
             batches = list(batches) + [np.asarray(indices[n_batched:], dtype=np.int64)]
         return batches
 
-    wrapper.keeps_last_batch = True
     return wrapper
 
 
 def patch_fairseq_batching():
     """Makes ``fairseq.data.data_utils.batch_by_size`` keep every index."""
-    if not getattr(data_utils.batch_by_size, "keeps_last_batch", False):
-        data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
+    _wrap_once(data_utils, "batch_by_size", _keep_last_batch)
 
 
 def _restart_clock_on_reset(load_checkpoint):
@@ -136,11 +144,9 @@ def _restart_clock_on_reset(load_checkpoint):
             self._start_time = time.time()
         return extra_state
 
-    wrapper.restarts_clock = True
     return wrapper
 
 
 def patch_fairseq_finetune_clock():
     """Makes ``Trainer.load_checkpoint(..., reset_meters=True)`` restart the training clock."""
-    if not getattr(Trainer.load_checkpoint, "restarts_clock", False):
-        Trainer.load_checkpoint = _restart_clock_on_reset(Trainer.load_checkpoint)
+    _wrap_once(Trainer, "load_checkpoint", _restart_clock_on_reset)

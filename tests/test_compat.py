@@ -78,3 +78,16 @@ def test_finetuning_restarts_the_stop_time_clock(tmp_path):
                "--save-dir", tmp_path / "a")
     out = proc.stdout + proc.stderr
     assert "Stopping training due to cumulative_training_time" in out
+
+
+def test_patches_apply_once():
+    """Importing the plugin twice (--user-dir and a script) must not wrap fairseq twice."""
+    from fairseq.trainer import Trainer
+
+    from engine_plugin.compat import patch_fairseq_batching, patch_fairseq_finetune_clock
+
+    before = data_utils.batch_by_size, Trainer.load_checkpoint
+    patch_fairseq_batching()
+    patch_fairseq_finetune_clock()
+    assert (data_utils.batch_by_size, Trainer.load_checkpoint) == before
+    assert getattr(Trainer.load_checkpoint, "__wrapped__", None) is not None
