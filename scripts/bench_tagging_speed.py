@@ -100,12 +100,15 @@ def main(argv=None) -> int:
                         help="also time Viterbi's features and DP apart, in this process")
     args = parser.parse_args(argv)
 
-    commands = {"Viterbi": generate_command(args.bin, args.energy, args.split, args.batch_size,
-                                            ["--inference", "viterbi"])}
+    infnets: Dict[str, str] = {}
     for spec in args.method:
         name, sep, checkpoint = spec.rpartition("=")
         if not sep or not os.path.isfile(checkpoint):
             parser.error(f"--method {spec}: expected NAME=CHECKPOINT of an existing file")
+        infnets[name] = checkpoint
+    commands = {"Viterbi": generate_command(args.bin, args.energy, args.split, args.batch_size,
+                                            ["--inference", "viterbi"])}
+    for name, checkpoint in infnets.items():
         commands[name] = generate_command(args.bin, checkpoint, args.split, args.batch_size,
                                           ["--inference", "infnet", "--energy-path", args.energy])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore")
@@ -127,8 +130,6 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-        infnets = {name: cmd[cmd.index("--path") + 1] for name, cmd in commands.items()
-                   if name != "Viterbi"}
         seconds = split_viterbi(args.bin, args.energy, infnets, args.split, args.batch_size,
                                 args.repeats)
         print(f"\n| part (in-process, batch {args.batch_size}) | seconds for the split "
