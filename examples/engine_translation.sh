@@ -2,7 +2,9 @@
 # Source it after setting WORK (an absolute path): it sources common.sh (project venv, cd to
 # the project root, strict mode) and defines
 #   stage NAME FUNCTION [ARGS]  run a stage once; progress lines and "NAME<TAB>seconds" in
-#                               $WORK/timings.tsv; a rerun skips finished stages (FORCE=1: redo)
+#                               $WORK/timings.tsv; a rerun skips finished stages (FORCE=1: redo);
+#                               ONLY="NAME ..." runs just those stages, so that two independent
+#                               stages (e.g. two trainings) can share a machine in two shells
 #   logged LOG CMD...           run CMD with its output in LOG; on failure show its tail
 #   ar_generate / nat_generate  stock fairseq-generate for the teacher / the NAT models
 #   decode_row ...              decode, keep the BLEU, queue the output for energy scoring
@@ -26,6 +28,9 @@ RESULTS=$WORK/results.tsv
 stage() {
   local name=$1 start end
   shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+    return 0
+  fi
   if [ -e "$WORK/.done/$name" ] && [ -z "${FORCE:-}" ]; then
     echo "== [$name] already done ($WORK/.done/$name), skipped"
     return 0
