@@ -18,12 +18,15 @@
 #                       with the teacher's dictionaries -> WORK/bin_distill
 #   cmlm_distill        the CMLM baseline trained on the distilled corpus
 #   engine_cmlm         ENGINE: cmlm_infnet fine-tuned from the CMLM baseline with
-#                       energy_loss against the transformer teacher, O1=SX, O2=ST
+#                       energy_loss against the transformer teacher, O1=SX, O2=ST; validated
+#                       every ENGINE_VALID_EVERY updates, checkpoint_best = the lowest dev
+#                       discrete energy (the paper's early stopping on dev energy)
 #   bilstm_base/bilstm_distill/bilstm_engine
 #                       bilstm_infnet on references / distilled targets (cross-entropy:
 #                       energy_loss --energy-weight 0), and ENGINE fine-tuned from the first
 #                       against the LSTM teacher (the paper's Table 5 setting)
-#   decode_*            test_2016_flickr with stock fairseq-generate --task translation_energy:
+#   decode_*            checkpoint_best.pt (for the cross-entropy models, validated once at
+#                       the end, the same as checkpoint_last.pt) on test_2016_flickr with stock fairseq-generate --task translation_energy:
 #                       1 and 10 iterations (--iter-decode-max-iter 0/9), length beam 1 and 3
 #                       (BiLSTMs: 1 iteration, length beam 1, 3 and oracle lengths)
 #   op_<o1>_<o2>        the 5x5 operator table: cmlm_infnet fine-tuned from the CMLM baseline
@@ -48,6 +51,7 @@
 #   TEACHER_UPDATES=6000 LSTM_UPDATES (=TEACHER_UPDATES) CMLM_UPDATES=10000
 #   BILSTM_UPDATES (=CMLM_UPDATES) ENGINE_UPDATES=2000 CELL_UPDATES=200 OPS_VALID=1014
 #   AR_LR=1e-3 NAT_LR=1e-3 (inverse_sqrt, warm-up = a tenth of the updates, at most 4000)
+#   ENGINE_VALID_EVERY=250
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
 #   DISTILL_BEAM=5 SEED=1 SKIP_OPS=1 (no operator table) OPERATORS="sx st" (a sub-table)
@@ -73,6 +77,7 @@ OPS_VALID=${OPS_VALID:-1014}
 AR_LR=${AR_LR:-1e-3} NAT_LR=${NAT_LR:-1e-3}
 ENGINE_LR=${ENGINE_LR:-1e-4} ENGINE_MAX_TOKENS=${ENGINE_MAX_TOKENS:-1024}
 ENGINE_CE_WEIGHT=${ENGINE_CE_WEIGHT:-0}
+ENGINE_VALID_EVERY=${ENGINE_VALID_EVERY:-250}
 DISTILL_BEAM=${DISTILL_BEAM:-5}
 OPERATORS=${OPERATORS:-sx stl sg st gx}
 
@@ -107,6 +112,9 @@ ce_opt() {
 # ENGINE: the paper's inference-network training (Adam, fixed lr, dropout 0.1, wd 0.01)
 ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weight-decay 0.01
   --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --ce-weight "$ENGINE_CE_WEIGHT" --noise full_mask)
+# ENGINE's early stopping: dev discrete energy (teacher NLL of the argmax output) every N updates
+ENGINE_SELECT=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1
+  --best-checkpoint-metric energy_discrete)
 
 prepare_bpe() {
   mkdir -p "$WORK/tok" "$WORK/bpe"
@@ -210,7 +218,7 @@ train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR UPDATES O1 O2 [args]
 }
 
 engine_cmlm() {
-  train_engine_cmlm "$WORK/engine_cmlm" "$ENGINE_UPDATES" sx st
+  train_engine_cmlm "$WORK/engine_cmlm" "$ENGINE_UPDATES" sx st "${ENGINE_SELECT[@]}"
   last_train_line "$WORK/logs/engine_cmlm.log"
 }
 
@@ -229,7 +237,7 @@ bilstm_engine() {
     --task translation_energy "${BILSTM_ARCH[@]}" --criterion energy_loss \
     --energy-path "$LSTM_TEACHER" --o1 sx --o2 st "${ENGINE_OPT[@]}" \
     --finetune-from-model "$WORK/bilstm_base/checkpoint_last.pt" \
-    --max-update "$ENGINE_UPDATES" --save-dir "$WORK/bilstm_engine"
+    --max-update "$ENGINE_UPDATES" --save-dir "$WORK/bilstm_engine" "${ENGINE_SELECT[@]}"
   last_train_line "$WORK/logs/bilstm_engine.log"
 }
 
@@ -238,13 +246,13 @@ decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM
   for iters in 1 10; do
     for lbeam in 1 3; do
       decode_row main "$system" "$iters" "$lbeam" nat "$WORK/gen/$name.i$iters.b$lbeam.txt" \
-        "$BIN" "$WORK/$name/checkpoint_last.pt" test --iter-decode-max-iter $((iters - 1)) \
+        "$BIN" "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter $((iters - 1)) \
         --iter-decode-with-beam "$lbeam"
     done
   done
   if [ "$name" = engine_cmlm ]; then  # the plugin's option: pick the length by teacher energy
     decode_row main "$system, length by energy" 1 3 nat "$WORK/gen/$name.i1.b3.energy.txt" \
-      "$BIN" "$WORK/$name/checkpoint_last.pt" test --iter-decode-max-iter 0 \
+      "$BIN" "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 \
       --iter-decode-with-beam 3 --length-select energy --energy-path "$TEACHER"
   fi
   flush_test_energies
@@ -254,10 +262,10 @@ decode_bilstm() {  # decode_bilstm NAME SYSTEM
   local name=$1 system=$2 lbeam
   for lbeam in 1 3; do
     decode_row main "$system" 1 "$lbeam" nat "$WORK/gen/$name.i1.b$lbeam.txt" "$BIN" \
-      "$WORK/$name/checkpoint_last.pt" test --iter-decode-max-iter 0 --iter-decode-with-beam "$lbeam"
+      "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 --iter-decode-with-beam "$lbeam"
   done
   decode_row main "$system" 1 oracle nat "$WORK/gen/$name.i1.oracle.txt" "$BIN" \
-    "$WORK/$name/checkpoint_last.pt" test --iter-decode-max-iter 0 --oracle-length
+    "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 --oracle-length
   flush_test_energies
 }
 
