@@ -101,14 +101,20 @@ decode_row() {
 }
 
 # flush_energies SOURCE [teacher_energy.py options]: mean teacher energy of every queued
-# output (one process; teachers $TEACHER and, if set, $LSTM_TEACHER), appended to
+# output (one process; teachers $TEACHER and, if set and trained, $LSTM_TEACHER), appended to
 # $RESULTS with the queued BLEU and command.
 flush_energies() {
   local source=$1
   shift
   [ -s "$WORK/pending.tsv" ] || return 0
   local teachers=(--teacher "$TEACHER")
-  [ -n "${LSTM_TEACHER:-}" ] && teachers+=(--teacher "$LSTM_TEACHER")
+  if [ -n "${LSTM_TEACHER:-}" ]; then
+    if [ -e "$LSTM_TEACHER" ]; then
+      teachers+=(--teacher "$LSTM_TEACHER")
+    else  # e.g. ONLY= left the LSTM teacher untrained: its energy column stays "-"
+      echo "   no LSTM teacher yet ($LSTM_TEACHER): transformer energies only"
+    fi
+  fi
   if [ -n "${SKIP_ENERGY:-}" ]; then
     cut -f 6 "$WORK/pending.tsv" | sed 's/$/\t-\t-\t-/' > "$WORK/pending.energy"
   else
