@@ -226,6 +226,40 @@ def test_cmlm_infnet_is_a_cmlm_transformer(tiny_teachers):
     infnet.load_state_dict(cmlm.state_dict(), strict=True)
 
 
+def test_nat_from_teacher_copies_the_shared_weights(tiny_teachers, tmp_path, capsys):
+    """scripts/nat_from_teacher.py: a CMLM holding the teacher's encoder, decoder layers and
+    embeddings (its own length predictor fresh), which --finetune-from-model accepts; a NAT
+    model of other sizes is refused."""
+    from scripts.nat_from_teacher import main as nat_from_teacher
+
+    teacher_path = tiny_teachers["checkpoints"]["transformer"]
+    out = str(tmp_path / "init.pt")
+    nat_args = [tiny_teachers["data"], "--task", "translation_lev", "--arch",
+                "cmlm_transformer", *TINY["cmlm_transformer"]]
+    assert nat_from_teacher([teacher_path, out, "--", *nat_args]) == 0
+    assert "initialised afresh: decoder.embed_length.weight" in capsys.readouterr().out
+    teacher = checkpoint_utils.load_checkpoint_to_cpu(teacher_path)["model"]
+    state = checkpoint_utils.load_checkpoint_to_cpu(out)
+    assert state["cfg"].model._name == "cmlm_transformer"
+    shared = [k for k in state["model"] if k in teacher]
+    assert any(k.startswith("encoder.layers.") for k in shared)
+    assert any(k.startswith("decoder.layers.0.encoder_attn.") for k in shared)
+    for name in shared:
+        assert torch.equal(state["model"][name], teacher[name]), name
+
+    run_all("train", [[tiny_teachers["data"], "--user-dir", PLUGIN, "--task", "translation_lev",
+                       "--arch", "cmlm_transformer", *TINY["cmlm_transformer"],
+                       "--criterion", "nat_loss", "--noise", "random_mask", *TRAIN,
+                       "--max-update", "2", "--finetune-from-model", out,
+                       "--save-dir", str(tmp_path / "cmlm")]], str(tmp_path / "logs"))
+    assert os.path.isfile(tmp_path / "cmlm" / "checkpoint_last.pt")
+
+    wider = [*nat_args[:5], *TINY["cmlm_transformer"][:4], "--encoder-embed-dim", "48",
+             "--decoder-embed-dim", "48", *TINY["cmlm_transformer"][8:]]
+    assert nat_from_teacher([teacher_path, out, "--", *wider]) == 2
+    assert "sizes differ" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def infnets(tiny_teachers, tmp_path_factory):
