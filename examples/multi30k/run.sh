@@ -13,7 +13,11 @@
 #   teacher_transformer AR energy: a small transformer (stock translation task)
 #   teacher_lstm        AR energy of the BiLSTM infnet: a small attentional LSTM
 #   decode_teachers     test BLEU/energy of the teachers (beam 5 and greedy)
-#   cmlm                CMLM baseline: stock cmlm_transformer, nat_loss, --noise random_mask
+#   nat_init            NAT_INIT=teacher: scripts/nat_from_teacher.py copies the transformer
+#                       teacher's weights into a cmlm_transformer of the same sizes (the NAT
+#                       models then use the teacher's sinusoidal positions, not learned ones)
+#   cmlm                CMLM baseline: stock cmlm_transformer, nat_loss, --noise random_mask,
+#                       fine-tuned from nat_init (NAT_INIT=teacher) or from scratch (=random)
 #   distill             teacher beam search over train (stock fairseq-generate), binarised
 #                       with the teacher's dictionaries -> WORK/bin_distill
 #   cmlm_distill        the CMLM baseline trained on the distilled corpus
@@ -54,6 +58,9 @@
 #   ENGINE_VALID_EVERY=250
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
+#   NAT_INIT=teacher     how the CMLM baselines start: teacher (the teacher's weights; at this
+#                        budget a CMLM from scratch stays at source-blind unigram output for
+#                        thousands of updates) or random (stock, the paper's)
 #   DISTILL_BEAM=5 SEED=1 SKIP_OPS=1 (no operator table) OPERATORS="sx st" (a sub-table)
 set -euo pipefail
 DATA=$(cd "${1:?usage: $0 DATA_DIR [WORK_DIR]}" && pwd)
@@ -79,6 +86,8 @@ ENGINE_LR=${ENGINE_LR:-1e-4} ENGINE_MAX_TOKENS=${ENGINE_MAX_TOKENS:-1024}
 ENGINE_CE_WEIGHT=${ENGINE_CE_WEIGHT:-0}
 ENGINE_VALID_EVERY=${ENGINE_VALID_EVERY:-250}
 DISTILL_BEAM=${DISTILL_BEAM:-5}
+NAT_INIT=${NAT_INIT:-teacher}
+case $NAT_INIT in teacher|random) ;; *) echo "!! NAT_INIT=$NAT_INIT: teacher or random"; exit 2;; esac
 OPERATORS=${OPERATORS:-sx stl sg st gx}
 
 BIN=$WORK/bin
@@ -101,7 +110,8 @@ LSTM_ARCH=(--arch lstm --encoder-layers "$LSTM_LAYERS" --decoder-layers "$LSTM_L
 NAT_ARCH=(--encoder-layers "$LAYERS" --decoder-layers "$LAYERS" --encoder-embed-dim "$DIM"
   --decoder-embed-dim "$DIM" --encoder-ffn-embed-dim "$FFN" --decoder-ffn-embed-dim "$FFN"
   --encoder-attention-heads "$HEADS" --decoder-attention-heads "$HEADS"
-  --share-all-embeddings --encoder-learned-pos --decoder-learned-pos --apply-bert-init)
+  --share-all-embeddings --apply-bert-init)
+[ "$NAT_INIT" = random ] && NAT_ARCH+=(--encoder-learned-pos --decoder-learned-pos)
 BILSTM_ARCH=(--arch bilstm_infnet --embed-dim "$DIM" --hidden-size "$DIM")
 # ce_opt LR UPDATES: CE_OPT = optimisation of cross-entropy training (teachers, baselines)
 ce_opt() {
@@ -129,9 +139,9 @@ prepare_bpe() {
     cp "$DATA/tok/test_2016_flickr.lc.norm.tok.$l" "$WORK/tok/test.$l"
   done
   echo "   $(wc -l < "$WORK/tok/train.de") training pairs, $BPE_MERGES merges, vocabulary threshold $BPE_THRESHOLD"
-  subword-nmt learn-joint-bpe-and-vocab --input "$WORK/tok/train.de" "$WORK/tok/train.en" \
-    -s "$BPE_MERGES" -o "$WORK/bpe/codes" \
-    --write-vocabulary "$WORK/bpe/vocab.de" "$WORK/bpe/vocab.en" 2> "$WORK/logs/bpe.log"
+  logged "$WORK/logs/bpe.log" subword-nmt learn-joint-bpe-and-vocab \
+    --input "$WORK/tok/train.de" "$WORK/tok/train.en" -s "$BPE_MERGES" -o "$WORK/bpe/codes" \
+    --write-vocabulary "$WORK/bpe/vocab.de" "$WORK/bpe/vocab.en"
   for split in train valid test; do
     for l in de en; do
       subword-nmt apply-bpe -c "$WORK/bpe/codes" --vocabulary "$WORK/bpe/vocab.$l" \
@@ -180,13 +190,19 @@ flush_test_energies() {
     --bpe-vocab "$WORK/bpe/vocab.en" --bpe-threshold "$BPE_THRESHOLD"
 }
 
+nat_init() {
+  python scripts/nat_from_teacher.py "$TEACHER" "$WORK/nat_init.pt" -- "$BIN" \
+    --task translation_lev --arch cmlm_transformer "${NAT_ARCH[@]}" | sed 's/^/   /'
+}
+
 train_cmlm() {  # train_cmlm NAME DATA_BIN
-  local name=$1 bin=$2
+  local name=$1 bin=$2 init=()
   ce_opt "$NAT_LR" "$CMLM_UPDATES"
+  [ "$NAT_INIT" = teacher ] && init=(--finetune-from-model "$WORK/nat_init.pt")
   logged "$WORK/logs/$name.log" fairseq-train "$bin" "${COMMON[@]}" --task translation_lev \
     --arch cmlm_transformer "${NAT_ARCH[@]}" --criterion nat_loss --noise random_mask \
     --label-smoothing 0.1 --dropout 0.1 --weight-decay 0.01 "${CE_OPT[@]}" \
-    --save-dir "$WORK/$name"
+    --save-dir "$WORK/$name" "${init[@]}"
   last_train_line "$WORK/logs/$name.log"
 }
 
@@ -306,6 +322,7 @@ stage binarize binarize_all
 stage teacher_transformer train_teacher teacher_transformer "$TEACHER_UPDATES" "${AR_ARCH[@]}"
 stage teacher_lstm train_teacher teacher_lstm "$LSTM_UPDATES" "${LSTM_ARCH[@]}"
 stage decode_teachers decode_teachers
+[ "$NAT_INIT" = teacher ] && stage nat_init nat_init
 stage cmlm train_cmlm cmlm "$BIN"
 stage distill distill
 stage cmlm_distill train_cmlm cmlm_distill "$BIN"_distill
