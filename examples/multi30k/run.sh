@@ -177,6 +177,10 @@ train_teacher() {  # train_teacher NAME UPDATES ARCH...
 decode_teachers() {
   local name
   for name in transformer lstm; do
+    if [ ! -e "$WORK/teacher_$name/checkpoint_last.pt" ]; then
+      echo "   no $name teacher (ONLY= skipped its training): not decoded"
+      continue
+    fi
     decode_row main "$name teacher" AR "beam 5" ar "$WORK/gen/teacher_$name.beam5.txt" \
       "$BIN" "$WORK/teacher_$name/checkpoint_last.pt" test --beam 5 --remove-bpe --scoring sacrebleu
   done
