@@ -196,7 +196,8 @@ flush_test_energies() {
 
 nat_init() {
   python scripts/nat_from_teacher.py "$TEACHER" "$WORK/nat_init.pt" -- "$BIN" \
-    --task translation_lev --arch cmlm_transformer "${NAT_ARCH[@]}" | sed 's/^/   /'
+    --task translation_lev --arch cmlm_transformer "${NAT_ARCH[@]}" 2> "$WORK/logs/nat_init.log" \
+    | sed 's/^/   /'
 }
 
 train_cmlm() {  # train_cmlm NAME DATA_BIN
