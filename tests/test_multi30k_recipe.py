@@ -13,7 +13,8 @@ from tests.fixtures.tiny_translation import write_corpus
 
 SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
 MAIN_SYSTEMS = {"transformer teacher", "lstm teacher", "CMLM", "CMLM, distilled data",
-                "ENGINE cmlm_infnet", "ENGINE cmlm_infnet, length by energy", "BiLSTM",
+                "ENGINE cmlm_infnet", "ENGINE cmlm_infnet, length by energy",
+                "ENGINE cmlm_infnet, from the distilled CMLM", "BiLSTM",
                 "BiLSTM, distilled data", "ENGINE bilstm_infnet (LSTM energy)"}
 
 

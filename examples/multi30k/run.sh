@@ -25,6 +25,8 @@
 #                       energy_loss against the transformer teacher, O1=SX, O2=ST; validated
 #                       every ENGINE_VALID_EVERY updates, checkpoint_best = the lowest dev
 #                       discrete energy (the paper's early stopping on dev energy)
+#   engine_cmlm_distill the same, fine-tuned from the distilled CMLM: does the energy still
+#                       help a NAT model that distillation already improved?
 #   bilstm_base/bilstm_distill/bilstm_engine
 #                       bilstm_infnet on references / distilled targets (cross-entropy:
 #                       energy_loss --energy-weight 0), and ENGINE fine-tuned from the first
@@ -227,20 +229,20 @@ distill() {
   cp "$BIN"/valid.* "$BIN"/test.* "$BIN"_distill/
 }
 
-train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR UPDATES O1 O2 [args]
-  local save=$1 updates=$2 o1=$3 o2=$4
-  shift 4
+train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR START UPDATES O1 O2 [args]
+  local save=$1 start=$2 updates=$3 o1=$4 o2=$5
+  shift 5
   rm -rf "$save"
   logged "$WORK/logs/$(basename "$save").log" fairseq-train "$BIN" "${COMMON[@]}" \
     --task translation_energy --arch cmlm_infnet "${NAT_ARCH[@]}" --criterion energy_loss \
     --energy-path "$TEACHER" --o1 "$o1" --o2 "$o2" "${ENGINE_OPT[@]}" \
-    --finetune-from-model "$WORK/cmlm/checkpoint_last.pt" --max-update "$updates" \
+    --finetune-from-model "$WORK/$start/checkpoint_last.pt" --max-update "$updates" \
     --save-dir "$save" "$@"
 }
 
-engine_cmlm() {
-  train_engine_cmlm "$WORK/engine_cmlm" "$ENGINE_UPDATES" sx st "${ENGINE_SELECT[@]}"
-  last_train_line "$WORK/logs/engine_cmlm.log"
+engine_cmlm() {  # engine_cmlm NAME START: ENGINE in WORK/NAME, from the CMLM in WORK/START
+  train_engine_cmlm "$WORK/$1" "$2" "$ENGINE_UPDATES" sx st "${ENGINE_SELECT[@]}"
+  last_train_line "$WORK/logs/$1.log"
 }
 
 train_bilstm() {  # train_bilstm NAME DATA_BIN
@@ -292,7 +294,7 @@ decode_bilstm() {  # decode_bilstm NAME SYSTEM
 
 operator_cell() {  # operator_cell O1 O2
   local o1=$1 o2=$2 save=$WORK/ops/$1_$2
-  train_engine_cmlm "$save" "$CELL_UPDATES" "$o1" "$o2" --disable-validation \
+  train_engine_cmlm "$save" cmlm "$CELL_UPDATES" "$o1" "$o2" --disable-validation \
     --no-save-optimizer-state
   mv "$WORK/logs/$(basename "$save").log" "$WORK/logs/op_$1_$2.log"
   decode_row operators "$o1,$o2" 1 oracle nat "$WORK/gen/op_$1_$2.txt" "$BIN"_ops \
@@ -331,10 +333,13 @@ stage decode_teachers decode_teachers
 stage cmlm train_cmlm cmlm "$BIN"
 stage distill distill
 stage cmlm_distill train_cmlm cmlm_distill "$BIN"_distill
-stage engine_cmlm engine_cmlm
+stage engine_cmlm engine_cmlm engine_cmlm cmlm
+stage engine_cmlm_distill engine_cmlm engine_cmlm_distill cmlm_distill
 stage decode_cmlm decode_cmlm_family cmlm "CMLM"
 stage decode_cmlm_distill decode_cmlm_family cmlm_distill "CMLM, distilled data"
 stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet"
+stage decode_engine_cmlm_distill decode_cmlm_family engine_cmlm_distill \
+  "ENGINE cmlm_infnet, from the distilled CMLM"
 stage bilstm_base train_bilstm bilstm_base "$BIN"
 stage bilstm_distill train_bilstm bilstm_distill "$BIN"_distill
 stage bilstm_engine bilstm_engine
