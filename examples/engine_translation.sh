@@ -22,6 +22,9 @@ fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$WORK/logs" "$WORK/gen" "$WORK/.done"
 RESULTS=$WORK/results.tsv
+# decode_row queues outputs in $QUEUE.tsv until flush_energies scores them; outputs of another
+# source (e.g. the operator table's validation decodes) use their own QUEUE
+QUEUE=$WORK/pending
 [ -s "$RESULTS" ] || printf 'table\tsystem\titerations\tlength_beam\tbleu\tenergy\tenergy_lstm\tcommand\n' > "$RESULTS"
 [ -s "$WORK/timings.tsv" ] || printf 'stage\tseconds\tfinished\n' > "$WORK/timings.tsv"
 
@@ -97,7 +100,7 @@ decode_row() {
   printf '   %-28s iterations=%-3s length_beam=%-7s BLEU=%s  (%s sentences/s)\n' \
     "$system" "$iters" "$lbeam" "$bleu" "$(speed_of "$out")"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$table" "$system" "$iters" "$lbeam" "$bleu" "$out" \
-    "$GEN_CMD" >> "$WORK/pending.tsv"
+    "$GEN_CMD" >> "$QUEUE.tsv"
 }
 
 # flush_energies SOURCE [teacher_energy.py options]: mean teacher energy of every queued
@@ -106,7 +109,7 @@ decode_row() {
 flush_energies() {
   local source=$1
   shift
-  [ -s "$WORK/pending.tsv" ] || return 0
+  [ -s "$QUEUE.tsv" ] || return 0
   local teachers=(--teacher "$TEACHER")
   if [ -n "${LSTM_TEACHER:-}" ]; then
     if [ -e "$LSTM_TEACHER" ]; then
@@ -116,13 +119,13 @@ flush_energies() {
     fi
   fi
   if [ -n "${SKIP_ENERGY:-}" ]; then
-    cut -f 6 "$WORK/pending.tsv" | sed 's/$/\t-\t-\t-/' > "$WORK/pending.energy"
+    cut -f 6 "$QUEUE.tsv" | sed 's/$/\t-\t-\t-/' > "$QUEUE.energy"
   else
-    cut -f 6 "$WORK/pending.tsv" | xargs python scripts/teacher_energy.py "${teachers[@]}" \
-      --source "$source" "$@" > "$WORK/pending.energy" 2> "$WORK/logs/teacher_energy.log" \
+    cut -f 6 "$QUEUE.tsv" | xargs python scripts/teacher_energy.py "${teachers[@]}" \
+      --source "$source" "$@" > "$QUEUE.energy" 2> "$WORK/logs/teacher_energy.log" \
       || { tail -n 30 "$WORK/logs/teacher_energy.log"; return 1; }
   fi
-  python - "$WORK/pending.tsv" "$WORK/pending.energy" >> "$RESULTS" <<'EOF'
+  python - "$QUEUE.tsv" "$QUEUE.energy" >> "$RESULTS" <<'EOF'
 import sys
 energies = {}
 for line in open(sys.argv[2]):
@@ -132,6 +135,6 @@ for line in open(sys.argv[1]):
     table, system, iters, lbeam, bleu, out, cmd = line.rstrip("\n").split("\t")
     print("\t".join([table, system, iters, lbeam, bleu or "-", *energies[out], cmd]))
 EOF
-  echo "   energies of $(wc -l < "$WORK/pending.tsv") outputs -> $RESULTS"
-  rm -f "$WORK/pending.tsv" "$WORK/pending.energy"
+  echo "   energies of $(wc -l < "$QUEUE.tsv") outputs -> $RESULTS"
+  rm -f "$QUEUE.tsv" "$QUEUE.energy"
 }

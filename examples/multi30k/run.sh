@@ -293,7 +293,7 @@ decode_bilstm() {  # decode_bilstm NAME SYSTEM
 }
 
 operator_cell() {  # operator_cell O1 O2
-  local o1=$1 o2=$2 save=$WORK/ops/$1_$2
+  local o1=$1 o2=$2 save=$WORK/ops/$1_$2 QUEUE=$WORK/pending_ops
   train_engine_cmlm "$save" cmlm "$CELL_UPDATES" "$o1" "$o2" --disable-validation \
     --no-save-optimizer-state
   mv "$WORK/logs/$(basename "$save").log" "$WORK/logs/op_$1_$2.log"
@@ -303,11 +303,13 @@ operator_cell() {  # operator_cell O1 O2
 }
 
 operator_start() {  # the CMLM baseline every cell starts from, decoded the same way
+  local QUEUE=$WORK/pending_ops
   decode_row operators start 1 oracle nat "$WORK/gen/op_start.txt" "$BIN"_ops \
     "$WORK/cmlm/checkpoint_last.pt" valid --iter-decode-max-iter 0 --oracle-length
 }
 
 operator_energies() {  # one teacher load for the 25 cells' outputs
+  local QUEUE=$WORK/pending_ops
   LSTM_TEACHER='' flush_energies "$WORK/bpe/valid_ops.de" --bpe-codes "$WORK/bpe/codes" \
     --bpe-vocab "$WORK/bpe/vocab.en" --bpe-threshold "$BPE_THRESHOLD"
 }
