@@ -49,14 +49,16 @@
 # again with the recipe's BPE (codes + vocabulary filter). "energy" is under the transformer
 # teacher, "energy_lstm" under the LSTM teacher. Rows go to WORK/results.tsv.
 #
-# Sizes (environment; defaults are a full-data CPU run, far from the paper's budget):
+# Sizes (environment; the defaults are the full-data run of RESULTS.md, about 9 epochs of the
+# teacher, 6 of each CMLM; far from the paper's budget):
 #   MAX_TRAIN=N          keep the first N training pairs (BPE is learned on them too)
 #   BPE_MERGES=8000      BPE_THRESHOLD (default 50 x train pairs / 29000, at least 1)
 #   LAYERS=3 DIM=256 FFN=512 HEADS=4 (transformers), LSTM_LAYERS=1 (LSTM teacher)
 #   MAX_TOKENS=4096      batch size of the teachers and the CE baselines
-#   TEACHER_UPDATES=6000 LSTM_UPDATES (=TEACHER_UPDATES) CMLM_UPDATES=10000
-#   BILSTM_UPDATES (=CMLM_UPDATES) ENGINE_UPDATES=2000 CELL_UPDATES=200 OPS_VALID=1014
-#   AR_LR=1e-3 NAT_LR=1e-3 (inverse_sqrt, warm-up = a tenth of the updates, at most 4000)
+#   TEACHER_UPDATES=1600 LSTM_UPDATES (=TEACHER_UPDATES) CMLM_UPDATES=1000
+#   BILSTM_UPDATES (=CMLM_UPDATES) ENGINE_UPDATES=2000 CELL_UPDATES=100 OPS_VALID=1014
+#   AR_LR=1e-3 NAT_LR=5e-4 (CMLMs) BILSTM_LR=1e-3 (inverse_sqrt, warm-up = a tenth of the
+#   updates, at most 4000)
 #   ENGINE_VALID_EVERY=250
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
@@ -76,14 +78,14 @@ BPE_MERGES=${BPE_MERGES:-8000}
 LAYERS=${LAYERS:-3} DIM=${DIM:-256} FFN=${FFN:-512} HEADS=${HEADS:-4}
 LSTM_LAYERS=${LSTM_LAYERS:-1}
 MAX_TOKENS=${MAX_TOKENS:-4096}
-TEACHER_UPDATES=${TEACHER_UPDATES:-6000}
+TEACHER_UPDATES=${TEACHER_UPDATES:-1600}
 LSTM_UPDATES=${LSTM_UPDATES:-$TEACHER_UPDATES}
-CMLM_UPDATES=${CMLM_UPDATES:-10000}
+CMLM_UPDATES=${CMLM_UPDATES:-1000}
 BILSTM_UPDATES=${BILSTM_UPDATES:-$CMLM_UPDATES}
 ENGINE_UPDATES=${ENGINE_UPDATES:-2000}
-CELL_UPDATES=${CELL_UPDATES:-200}
+CELL_UPDATES=${CELL_UPDATES:-100}
 OPS_VALID=${OPS_VALID:-1014}
-AR_LR=${AR_LR:-1e-3} NAT_LR=${NAT_LR:-1e-3}
+AR_LR=${AR_LR:-1e-3} NAT_LR=${NAT_LR:-5e-4} BILSTM_LR=${BILSTM_LR:-1e-3}
 ENGINE_LR=${ENGINE_LR:-1e-4} ENGINE_MAX_TOKENS=${ENGINE_MAX_TOKENS:-1024}
 ENGINE_CE_WEIGHT=${ENGINE_CE_WEIGHT:-0}
 ENGINE_VALID_EVERY=${ENGINE_VALID_EVERY:-250}
@@ -247,7 +249,7 @@ engine_cmlm() {  # engine_cmlm NAME START: ENGINE in WORK/NAME, from the CMLM in
 
 train_bilstm() {  # train_bilstm NAME DATA_BIN
   local name=$1 bin=$2
-  ce_opt "$NAT_LR" "$BILSTM_UPDATES"
+  ce_opt "$BILSTM_LR" "$BILSTM_UPDATES"
   logged "$WORK/logs/$name.log" fairseq-train "$bin" "${COMMON[@]}" --task translation_energy \
     "${BILSTM_ARCH[@]}" --criterion energy_loss --energy-weight 0 --ce-weight 1 \
     --label-smoothing 0.1 --dropout 0.1 "${CE_OPT[@]}" --save-dir "$WORK/$name"
