@@ -50,7 +50,7 @@
 # teacher, "energy_lstm" under the LSTM teacher. Rows go to WORK/results.tsv.
 #
 # Sizes (environment; the defaults are the full-data run of RESULTS.md, about 9 epochs of the
-# teacher, 6 of each CMLM; far from the paper's budget):
+# teacher, 5 of each CMLM; far from the paper's budget):
 #   MAX_TRAIN=N          keep the first N training pairs (BPE is learned on them too)
 #   BPE_MERGES=8000      BPE_THRESHOLD (default 50 x train pairs / 29000, at least 1)
 #   LAYERS=3 DIM=256 FFN=512 HEADS=4 (transformers), LSTM_LAYERS=1 (LSTM teacher)
