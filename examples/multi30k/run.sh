@@ -33,7 +33,8 @@
 #                       against the LSTM teacher (the paper's Table 5 setting)
 #   decode_*            checkpoint_best.pt (for the cross-entropy models, validated once at
 #                       the end, the same as checkpoint_last.pt) on test_2016_flickr with
-#                       stock fairseq-generate --task translation_energy: 1 and 10 iterations (--iter-decode-max-iter 0/9), length beam 1 and 3
+#                       stock fairseq-generate --task translation_energy: 1 and 10
+#                       iterations (--iter-decode-max-iter 0/9), length beam 1 and 3
 #                       (BiLSTMs: 1 iteration, length beam 1, 3 and oracle lengths)
 #   op_<o1>_<o2>        the 5x5 operator table: cmlm_infnet fine-tuned from the CMLM baseline
 #                       for CELL_UPDATES updates per (O1, O2), decoded on the first
