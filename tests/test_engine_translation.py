@@ -396,3 +396,43 @@ def test_length_options_are_checked(infnets, options_, message):
     cfg.generation.iter_decode_with_beam = beam
     with pytest.raises(ValueError, match=re.escape(message)):
         task.build_generator(models, cfg.generation)
+
+
+# ------------------------------------------------------------------------- dev BLEU
+def test_eval_bleu_scores_the_generators_output_without_boundaries(tiny_teachers, infnets):
+    """``--eval-bleu`` (a no-op in stock translation_lev) scores one-iteration outputs
+    against the references: BOS/EOS/padding never count as words on either side."""
+    bleu_args = ["--eval-bleu", "--eval-bleu-args", '{"iter_decode_max_iter": 0}']
+    task, model, criterion = build(tiny_teachers, "cmlm_infnet", *bleu_args)
+    state = torch.load(infnets["checkpoints"]["cmlm_infnet"], weights_only=False)
+    model.load_state_dict(state["model"])
+    sample = whole_split(task)
+    _, _, logged = task.valid_step(sample, model, criterion)
+
+    hypos = task.inference_step(task.sequence_generator, [model], sample)
+    assert task.sequence_generator.max_iter == 0
+    specials = {task.tgt_dict.bos(), task.tgt_dict.eos(), task.tgt_dict.pad()}
+    hyp_words = sum(sum(t not in specials for t in h[0]["tokens"].tolist()) for h in hypos)
+    with open(os.path.join(tiny_teachers["raw"], "valid.tgt")) as f:
+        ref_words = sum(len(line.split()) for line in f)
+    assert logged["_bleu_sys_len"] == hyp_words
+    assert logged["_bleu_ref_len"] == ref_words
+    assert logged["_bleu_totals_0"] == hyp_words
+    assert 0 < logged["_bleu_counts_0"] <= hyp_words
+
+
+def test_best_checkpoint_by_dev_bleu(tiny_teachers, infnets, tmp_path):
+    """``fairseq-train --eval-bleu --best-checkpoint-metric bleu`` (the paper's early stopping
+    of the baselines) runs for a stock CMLM under translation_energy and logs dev BLEU."""
+    save = tmp_path / "cmlm"
+    run_all("train", [[
+        tiny_teachers["data"], "--user-dir", PLUGIN, "--task", "translation_energy",
+        "--arch", "cmlm_transformer", *TINY["cmlm_transformer"], "--criterion", "nat_loss",
+        "--noise", "random_mask", *TRAIN, "--max-update", "4", "--save-dir", save,
+        "--eval-bleu", "--eval-bleu-args", '{"iter_decode_max_iter": 0}',
+        "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric",
+        "--log-format", "simple"]], str(tmp_path / "logs"))
+    with open(tmp_path / "logs" / "train0.out") as f:
+        valid = [line for line in f if "| valid on 'valid' subset" in line]
+    assert valid and all(re.search(r"\| bleu [\d.]+ ", line) for line in valid)
+    assert (save / "checkpoint_best.pt").exists()

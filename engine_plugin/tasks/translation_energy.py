@@ -31,6 +31,7 @@ from typing import Optional
 import torch.nn.functional as F
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationTask
 from fairseq.tasks.translation_lev import (
     NOISE_CHOICES,
     TranslationLevenshteinConfig,
@@ -129,6 +130,18 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
         length_loss = F.cross_entropy(length["out"].float(), length["tgt"], reduction="sum")
         return InfnetOutput(out["word_ins"]["out"][:, 1:-1], mask, gold,
                             {"length": length["factor"] * length_loss})
+
+    def valid_step(self, sample, model, criterion):
+        """translation_lev's validation (loss on the ``--noise`` decoder input) plus, with
+        ``--eval-bleu``, the dev BLEU of the stock generator, which translation_lev skips
+        (there ``--best-checkpoint-metric bleu`` fails with ``KeyError: 'bleu'``).
+
+        The generator is the one ``TranslationTask.build_model`` builds from
+        ``--eval-bleu-args``, e.g. ``'{"iter_decode_max_iter": 0}'`` for one iteration
+        (fairseq's default is 10).
+        """
+        sample["prev_target"] = self.inject_noise(sample["target"])
+        return TranslationTask.valid_step(self, sample, model, criterion)
 
     def build_generator(self, models, args, **kwargs):
         """fairseq's ``IterativeRefinementGenerator``, extended when ``--length-select
