@@ -19,9 +19,9 @@
 #                   with the teacher's dictionaries
 # Teacher outputs (distillation and test) are capped at 1.5 x source length + 10 tokens.
 #   cmlm            CMLM baseline (stock cmlm_transformer, partial masking) on the distilled
-#                   corpus; checkpoint_best by dev loss (the paper stops on dev BLEU, but
-#                   stock translation_lev's valid_step computes no BLEU: --eval-bleu fails
-#                   with KeyError: 'bleu')
+#                   corpus; checkpoint_best by dev BLEU at 1 iteration, as the paper's
+#                   baselines (--eval-bleu under translation_energy; stock translation_lev
+#                   computes no dev BLEU)
 #   engine          ENGINE: cmlm_infnet fine-tuned from the CMLM with energy_loss against the
 #                   transformer teacher, O1=SX, O2=ST, energy + length loss (--ce-weight 0),
 #                   Adam, dropout 0.1, weight decay 0.01, 1024-token batches, 30 epochs,
@@ -76,6 +76,9 @@ COMMON=(--user-dir engine_plugin "${DEVICE[@]}" --seed "$SEED" --no-epoch-checkp
   --log-format simple --log-interval 100 --skip-invalid-size-inputs-valid-test)
 NAT=(--share-all-embeddings --encoder-learned-pos --decoder-learned-pos --apply-bert-init
   --max-source-positions 1024 --max-target-positions 1024 "${SMALL[@]}")
+# the baselines' early stopping (§4.4): dev BLEU of one-iteration decoding, BPE removed
+DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
+  --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
 # ENGINE's inference-network training (§4.4), for CMLM and BiLSTM infnets alike
 ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weight-decay 0.01
   --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --update-freq "$ENGINE_UPDATE_FREQ"
@@ -167,12 +170,12 @@ distill() {
 
 cmlm() {
   logged "$WORK/logs/cmlm.log" fairseq-train "$BIN"_distill "${COMMON[@]}" "${FP16[@]}" \
-    --task translation_lev --arch cmlm_transformer "${NAT[@]}" --criterion nat_loss \
+    --task translation_energy --arch cmlm_transformer "${NAT[@]}" --criterion nat_loss \
     --noise random_mask --label-smoothing 0.1 --dropout 0.3 --weight-decay 0.01 \
     --optimizer adam --adam-betas "(0.9,0.98)" --lr "$CMLM_LR" --lr-scheduler inverse_sqrt \
     --warmup-updates "$CMLM_WARMUP" --warmup-init-lr 1e-07 --stop-min-lr 1e-09 \
     --max-tokens "$CMLM_MAX_TOKENS" --max-update "$CMLM_UPDATES" --fixed-validation-seed 7 \
-    --save-dir "$WORK/cmlm"
+    "${DEV_BLEU[@]}" --save-dir "$WORK/cmlm"
   last_train_line "$WORK/logs/cmlm.log"
 }
 
@@ -207,7 +210,8 @@ bilstm() {  # bilstm NAME DATA_BIN: the BiLSTM baseline (cross-entropy = energy 
     --task translation_energy --arch bilstm_infnet "${size[@]}" --criterion energy_loss \
     --energy-weight 0 --ce-weight 1 --label-smoothing 0.1 --dropout 0.1 --optimizer adam \
     --lr 5e-4 --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" --warmup-init-lr 1e-07 \
-    --max-tokens "$TEACHER_MAX_TOKENS" --max-update "$BILSTM_UPDATES" --save-dir "$WORK/$1"
+    --max-tokens "$TEACHER_MAX_TOKENS" --max-update "$BILSTM_UPDATES" "${DEV_BLEU[@]}" \
+    --save-dir "$WORK/$1"
   last_train_line "$WORK/logs/$1.log"
 }
 
