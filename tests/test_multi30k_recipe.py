@@ -79,3 +79,10 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     out = recipe(ONLY="decode_engine_cmlm", FORCE="1")
     assert "== [decode_engine_cmlm] finished" in out and "== [cmlm]" not in out
     assert _stages(work) == before + ["decode_engine_cmlm"]
+
+    # ENGINE_METRIC=bleu: ENGINE validated on dev BLEU, checkpoint_best by it
+    out = recipe(ONLY="engine_cmlm", FORCE="1", ENGINE_METRIC="bleu")
+    assert "== [engine_cmlm] finished" in out
+    log = (work / "logs" / "engine_cmlm.log").read_text()
+    assert "| bleu " in log and "best_bleu" in log
+    assert (work / "engine_cmlm" / "checkpoint_best.pt").exists()

@@ -24,7 +24,8 @@
 #   engine_cmlm         ENGINE: cmlm_infnet fine-tuned from the CMLM baseline with
 #                       energy_loss against the transformer teacher, O1=SX, O2=ST; validated
 #                       every ENGINE_VALID_EVERY updates, checkpoint_best = the lowest dev
-#                       discrete energy (the paper's early stopping on dev energy)
+#                       discrete energy (the paper's early stopping on dev energy; or the
+#                       best dev BLEU with ENGINE_METRIC=bleu)
 #   engine_cmlm_distill the same, fine-tuned from the distilled CMLM: does the energy still
 #                       help a NAT model that distillation already improved?
 #   bilstm_base/bilstm_distill/bilstm_engine
@@ -60,7 +61,9 @@
 #   BILSTM_UPDATES (=CMLM_UPDATES) ENGINE_UPDATES=2000 CELL_UPDATES=100 OPS_VALID=1014
 #   AR_LR=1e-3 NAT_LR=5e-4 (CMLMs) BILSTM_LR=1e-3 (inverse_sqrt, warm-up = a tenth of the
 #   updates, at most 4000)
-#   ENGINE_VALID_EVERY=250
+#   ENGINE_VALID_EVERY=250 ENGINE_METRIC=energy (ENGINE's early stopping: dev discrete energy,
+#                        the paper's) or bleu (dev BLEU, 1 iteration: at 8,000 updates the
+#                        energy kept falling while BLEU fell, see RESULTS.md)
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
 #   NAT_INIT=teacher     how the CMLM baselines start: teacher (the teacher's weights; at this
@@ -127,9 +130,15 @@ ce_opt() {
 # ENGINE: the paper's inference-network training (Adam, fixed lr, dropout 0.1, wd 0.01)
 ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weight-decay 0.01
   --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --ce-weight "$ENGINE_CE_WEIGHT" --noise full_mask)
-# ENGINE's early stopping: dev discrete energy (teacher NLL of the argmax output) every N updates
-ENGINE_SELECT=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1
-  --best-checkpoint-metric energy_discrete)
+# ENGINE's early stopping every ENGINE_VALID_EVERY updates: dev discrete energy (teacher NLL of
+# the argmax output) or dev BLEU of one-iteration decoding
+ENGINE_SELECT=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
+case ${ENGINE_METRIC:=energy} in
+  energy) ENGINE_SELECT+=(--best-checkpoint-metric energy_discrete) ;;
+  bleu) ENGINE_SELECT+=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}'
+    --eval-bleu-remove-bpe --best-checkpoint-metric bleu --maximize-best-checkpoint-metric) ;;
+  *) echo "!! ENGINE_METRIC=$ENGINE_METRIC: energy or bleu"; exit 2 ;;
+esac
 
 prepare_bpe() {
   mkdir -p "$WORK/tok" "$WORK/bpe"
