@@ -76,9 +76,6 @@ COMMON=(--user-dir engine_plugin "${DEVICE[@]}" --seed "$SEED" --no-epoch-checkp
   --log-format simple --log-interval 100 --skip-invalid-size-inputs-valid-test)
 NAT=(--share-all-embeddings --encoder-learned-pos --decoder-learned-pos --apply-bert-init
   --max-source-positions 1024 --max-target-positions 1024 "${SMALL[@]}")
-# the baselines' early stopping (§4.4): dev BLEU of one-iteration decoding, BPE removed
-DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
-  --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
 # ENGINE's inference-network training (§4.4), for CMLM and BiLSTM infnets alike
 ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weight-decay 0.01
   --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --update-freq "$ENGINE_UPDATE_FREQ"

@@ -10,6 +10,8 @@
 #   decode_row ...              decode, keep the BLEU, queue the output for energy scoring
 #   flush_energies              teacher energies of the queued outputs -> $WORK/results.tsv
 #                               (SKIP_ENERGY=1: rows without energies)
+#   DEV_BLEU                    fairseq-train options that keep the checkpoint of best dev BLEU
+#                               (one-iteration decoding, BPE removed; translation_energy task)
 # DEVICE holds --cpu unless nvidia-smi finds a GPU; set GPU_FLAGS (e.g. "--fp16") to add
 # flags on a GPU.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -22,6 +24,8 @@ fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$WORK/logs" "$WORK/gen" "$WORK/.done"
 RESULTS=$WORK/results.tsv
+DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
+  --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
 # decode_row queues outputs in $QUEUE.tsv until flush_energies scores them; outputs of another
 # source (e.g. the operator table's validation decodes) use their own QUEUE
 QUEUE=$WORK/pending

@@ -135,8 +135,7 @@ ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weig
 ENGINE_SELECT=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
 case ${ENGINE_METRIC:=energy} in
   energy) ENGINE_SELECT+=(--best-checkpoint-metric energy_discrete) ;;
-  bleu) ENGINE_SELECT+=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}'
-    --eval-bleu-remove-bpe --best-checkpoint-metric bleu --maximize-best-checkpoint-metric) ;;
+  bleu) ENGINE_SELECT+=("${DEV_BLEU[@]}") ;;
   *) echo "!! ENGINE_METRIC=$ENGINE_METRIC: energy or bleu"; exit 2 ;;
 esac
 
