@@ -28,6 +28,12 @@
 #                       best dev BLEU with ENGINE_METRIC=bleu)
 #   engine_cmlm_distill the same, fine-tuned from the distilled CMLM: does the energy still
 #                       help a NAT model that distillation already improved?
+#   distill_energy      beyond the paper: the distilled CMLM trained on the distilled corpus
+#                       with full masking, label-smoothed cross-entropy (weight DISTILL_CE_WEIGHT)
+#                       plus the energy, the same optimiser and updates as ENGINE; checkpoint_best
+#                       = best dev BLEU
+#   distill_ce          its control: the same training without the energy (--energy-weight 0),
+#                       so that the two differ only in the energy term
 #   bilstm_base/bilstm_distill/bilstm_engine
 #                       bilstm_infnet on references / distilled targets (cross-entropy:
 #                       energy_loss --energy-weight 0), and ENGINE fine-tuned from the first
@@ -66,6 +72,7 @@
 #                        energy kept falling while BLEU fell, see RESULTS.md)
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
+#   DISTILL_CE_WEIGHT=1  λ of distill_energy and distill_ce
 #   NAT_INIT=teacher     how the CMLM baselines start: teacher (the teacher's weights; at this
 #                        budget a CMLM from scratch stays at source-blind unigram output for
 #                        thousands of updates) or random (stock, the paper's)
@@ -92,6 +99,7 @@ OPS_VALID=${OPS_VALID:-1014}
 AR_LR=${AR_LR:-1e-3} NAT_LR=${NAT_LR:-5e-4} BILSTM_LR=${BILSTM_LR:-1e-3}
 ENGINE_LR=${ENGINE_LR:-1e-4} ENGINE_MAX_TOKENS=${ENGINE_MAX_TOKENS:-1024}
 ENGINE_CE_WEIGHT=${ENGINE_CE_WEIGHT:-0}
+DISTILL_CE_WEIGHT=${DISTILL_CE_WEIGHT:-1}
 ENGINE_VALID_EVERY=${ENGINE_VALID_EVERY:-250}
 DISTILL_BEAM=${DISTILL_BEAM:-5}
 NAT_INIT=${NAT_INIT:-teacher}
@@ -240,11 +248,11 @@ distill() {
   cp "$BIN"/valid.* "$BIN"/test.* "$BIN"_distill/
 }
 
-train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR START UPDATES O1 O2 [args]
-  local save=$1 start=$2 updates=$3 o1=$4 o2=$5
-  shift 5
+train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR DATA_BIN START UPDATES O1 O2 [args]
+  local save=$1 bin=$2 start=$3 updates=$4 o1=$5 o2=$6
+  shift 6
   rm -rf "$save"
-  logged "$WORK/logs/$(basename "$save").log" fairseq-train "$BIN" "${COMMON[@]}" \
+  logged "$WORK/logs/$(basename "$save").log" fairseq-train "$bin" "${COMMON[@]}" \
     --task translation_energy --arch cmlm_infnet "${NAT_ARCH[@]}" --criterion energy_loss \
     --energy-path "$TEACHER" --o1 "$o1" --o2 "$o2" "${ENGINE_OPT[@]}" \
     --finetune-from-model "$WORK/$start/checkpoint_last.pt" --max-update "$updates" \
@@ -252,7 +260,14 @@ train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR START UPDATES O1 O2 [args]
 }
 
 engine_cmlm() {  # engine_cmlm NAME START: ENGINE in WORK/NAME, from the CMLM in WORK/START
-  train_engine_cmlm "$WORK/$1" "$2" "$ENGINE_UPDATES" sx st "${ENGINE_SELECT[@]}"
+  train_engine_cmlm "$WORK/$1" "$BIN" "$2" "$ENGINE_UPDATES" sx st "${ENGINE_SELECT[@]}"
+  last_train_line "$WORK/logs/$1.log"
+}
+
+distill_plus_energy() {  # distill_plus_energy NAME ENERGY_WEIGHT (0: the control, CE only)
+  train_engine_cmlm "$WORK/$1" "$BIN"_distill cmlm_distill "$ENGINE_UPDATES" sx st \
+    --energy-weight "$2" --ce-weight "$DISTILL_CE_WEIGHT" --label-smoothing 0.1 \
+    --save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1 "${DEV_BLEU[@]}"
   last_train_line "$WORK/logs/$1.log"
 }
 
@@ -275,8 +290,8 @@ bilstm_engine() {
   last_train_line "$WORK/logs/bilstm_engine.log"
 }
 
-decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM
-  local name=$1 system=$2 iters lbeam
+decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM [energy: also pick lengths by energy]
+  local name=$1 system=$2 by_energy=${3:-} iters lbeam
   for iters in 1 10; do
     for lbeam in 1 3; do
       decode_row main "$system" "$iters" "$lbeam" nat "$WORK/gen/$name.i$iters.b$lbeam.txt" \
@@ -284,7 +299,7 @@ decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM
         --iter-decode-with-beam "$lbeam"
     done
   done
-  if [ "$name" = engine_cmlm ]; then  # the plugin's option: pick the length by teacher energy
+  if [ "$by_energy" = energy ]; then  # the plugin's option: pick the length by teacher energy
     decode_row main "$system, length by energy" 1 3 nat "$WORK/gen/$name.i1.b3.energy.txt" \
       "$BIN" "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 \
       --iter-decode-with-beam 3 --length-select energy --energy-path "$TEACHER"
@@ -305,7 +320,7 @@ decode_bilstm() {  # decode_bilstm NAME SYSTEM
 
 operator_cell() {  # operator_cell O1 O2
   local o1=$1 o2=$2 save=$WORK/ops/$1_$2 QUEUE=$WORK/pending_ops
-  train_engine_cmlm "$save" cmlm "$CELL_UPDATES" "$o1" "$o2" --disable-validation \
+  train_engine_cmlm "$save" "$BIN" cmlm "$CELL_UPDATES" "$o1" "$o2" --disable-validation \
     --no-save-optimizer-state
   mv "$WORK/logs/$(basename "$save").log" "$WORK/logs/op_$1_$2.log"
   decode_row operators "$o1,$o2" 1 oracle nat "$WORK/gen/op_$1_$2.txt" "$BIN"_ops \
@@ -350,9 +365,14 @@ stage engine_cmlm engine_cmlm engine_cmlm cmlm
 stage engine_cmlm_distill engine_cmlm engine_cmlm_distill cmlm_distill
 stage decode_cmlm decode_cmlm_family cmlm "CMLM"
 stage decode_cmlm_distill decode_cmlm_family cmlm_distill "CMLM, distilled data"
-stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet"
+stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet" energy
 stage decode_engine_cmlm_distill decode_cmlm_family engine_cmlm_distill \
   "ENGINE cmlm_infnet, from the distilled CMLM"
+stage distill_energy distill_plus_energy distill_energy 1
+stage distill_ce distill_plus_energy distill_ce 0
+stage decode_distill_energy decode_cmlm_family distill_energy \
+  "distilled CMLM + energy + CE on distilled data" energy
+stage decode_distill_ce decode_cmlm_family distill_ce "distilled CMLM + CE on distilled data" energy
 stage bilstm_base train_bilstm bilstm_base "$BIN"
 stage bilstm_distill train_bilstm bilstm_distill "$BIN"_distill
 stage bilstm_engine bilstm_engine
