@@ -1,6 +1,7 @@
 """(slow) ``examples/multi30k/run.sh`` end to end on a tiny synthetic corpus laid out like
 Multi30k's ``tok/`` directory: every stage, the 2x2 operator sub-table, ENGINE's checkpoint
-selection by dev discrete energy, and ``ONLY=`` reruns of a single stage."""
+selection by dev discrete energy, the distillation-plus-energy pair, and ``ONLY=`` reruns of
+a single stage."""
 
 import csv
 import os
@@ -16,6 +17,9 @@ MAIN_SYSTEMS = {"transformer teacher", "lstm teacher", "CMLM", "CMLM, distilled 
                 "ENGINE cmlm_infnet", "ENGINE cmlm_infnet, length by energy",
                 "ENGINE cmlm_infnet, from the distilled CMLM", "BiLSTM",
                 "BiLSTM, distilled data", "ENGINE bilstm_infnet (LSTM energy)"}
+DISTILL_SYSTEMS = {"distilled CMLM + energy + CE on distilled data",
+                   "distilled CMLM + CE on distilled data"}
+MAIN_SYSTEMS |= DISTILL_SYSTEMS | {s + ", length by energy" for s in DISTILL_SYSTEMS}
 
 
 def _multi30k_layout(directory):
@@ -73,6 +77,12 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     assert log.count("| valid on 'valid' subset") >= 2  # every ENGINE_VALID_EVERY updates
     assert "energy_discrete" in log and "best_energy_discrete" in log
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
+    # distill_energy and its control: the same training on the distilled corpus, the
+    # energy's weight 1 and 0, both kept by dev BLEU
+    for name, weight in (("distill_energy", "1"), ("distill_ce", "0")):
+        cmd = (work / "logs" / f"{name}.log.cmd").read_text().split()
+        assert cmd[1].endswith("bin_distill") and cmd[cmd.index("--energy-weight") + 1] == weight
+        assert "best_bleu" in (work / "logs" / f"{name}.log").read_text()
 
     # ONLY=: one finished stage redone (FORCE=1), nothing else run again
     before = _stages(work)
