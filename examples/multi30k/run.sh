@@ -140,7 +140,8 @@ ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weig
   --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --ce-weight "$ENGINE_CE_WEIGHT" --noise full_mask)
 # ENGINE's early stopping every ENGINE_VALID_EVERY updates: dev discrete energy (teacher NLL of
 # the argmax output) or dev BLEU of one-iteration decoding
-ENGINE_SELECT=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
+ENGINE_VALID=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
+ENGINE_SELECT=("${ENGINE_VALID[@]}")
 case ${ENGINE_METRIC:=energy} in
   energy) ENGINE_SELECT+=(--best-checkpoint-metric energy_discrete) ;;
   bleu) ENGINE_SELECT+=("${DEV_BLEU[@]}") ;;
@@ -264,10 +265,12 @@ engine_cmlm() {  # engine_cmlm NAME START: ENGINE in WORK/NAME, from the CMLM in
   last_train_line "$WORK/logs/$1.log"
 }
 
-distill_plus_energy() {  # distill_plus_energy NAME ENERGY_WEIGHT (0: the control, CE only)
+# distill_plus_energy NAME ENERGY_WEIGHT (0: the control, CE only); its --ce-weight comes
+# after, so overrides, ENGINE_OPT's
+distill_plus_energy() {
   train_engine_cmlm "$WORK/$1" "$BIN"_distill cmlm_distill "$ENGINE_UPDATES" sx st \
     --energy-weight "$2" --ce-weight "$DISTILL_CE_WEIGHT" --label-smoothing 0.1 \
-    --save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1 "${DEV_BLEU[@]}"
+    "${ENGINE_VALID[@]}" "${DEV_BLEU[@]}"
   last_train_line "$WORK/logs/$1.log"
 }
 
