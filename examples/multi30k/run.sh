@@ -29,11 +29,14 @@
 #   engine_cmlm_distill the same, fine-tuned from the distilled CMLM: does the energy still
 #                       help a NAT model that distillation already improved?
 #   distill_energy      beyond the paper: the distilled CMLM trained on the distilled corpus
-#                       with full masking, label-smoothed cross-entropy (weight DISTILL_CE_WEIGHT)
+#                       with full masking, label-smoothed cross-entropy (weight PLUS_CE_WEIGHT)
 #                       plus the energy, the same optimiser and updates as ENGINE; checkpoint_best
 #                       = best dev BLEU
 #   distill_ce          its control: the same training without the energy (--energy-weight 0),
 #                       so that the two differ only in the energy term
+#   ref_energy/ref_ce   the same pair from the CMLM baseline on the references: ENGINE with
+#                       the issue's optional λ·cross-entropy against the references, and its
+#                       control
 #   bilstm_base/bilstm_distill/bilstm_engine
 #                       bilstm_infnet on references / distilled targets (cross-entropy:
 #                       energy_loss --energy-weight 0), and ENGINE fine-tuned from the first
@@ -72,7 +75,7 @@
 #                        energy kept falling while BLEU fell, see RESULTS.md)
 #   ENGINE_LR=1e-4 ENGINE_MAX_TOKENS=1024 ENGINE_CE_WEIGHT=0 (the paper: Adam, dropout 0.1,
 #   weight decay 0.01, 1024-token batches, energy + length loss only)
-#   DISTILL_CE_WEIGHT=1  λ of distill_energy and distill_ce
+#   PLUS_CE_WEIGHT=1     λ of distill_energy/distill_ce and ref_energy/ref_ce
 #   NAT_INIT=teacher     how the CMLM baselines start: teacher (the teacher's weights; at this
 #                        budget a CMLM from scratch stays at source-blind unigram output for
 #                        thousands of updates) or random (stock, the paper's)
@@ -99,7 +102,7 @@ OPS_VALID=${OPS_VALID:-1014}
 AR_LR=${AR_LR:-1e-3} NAT_LR=${NAT_LR:-5e-4} BILSTM_LR=${BILSTM_LR:-1e-3}
 ENGINE_LR=${ENGINE_LR:-1e-4} ENGINE_MAX_TOKENS=${ENGINE_MAX_TOKENS:-1024}
 ENGINE_CE_WEIGHT=${ENGINE_CE_WEIGHT:-0}
-DISTILL_CE_WEIGHT=${DISTILL_CE_WEIGHT:-1}
+PLUS_CE_WEIGHT=${PLUS_CE_WEIGHT:-1}
 ENGINE_VALID_EVERY=${ENGINE_VALID_EVERY:-250}
 DISTILL_BEAM=${DISTILL_BEAM:-5}
 NAT_INIT=${NAT_INIT:-teacher}
@@ -137,7 +140,7 @@ ce_opt() {
 }
 # ENGINE: the paper's inference-network training (Adam, fixed lr, dropout 0.1, wd 0.01)
 ENGINE_OPT=(--optimizer adam --adam-betas "(0.9,0.999)" --lr "$ENGINE_LR" --weight-decay 0.01
-  --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --ce-weight "$ENGINE_CE_WEIGHT" --noise full_mask)
+  --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS" --noise full_mask)
 # ENGINE's early stopping every ENGINE_VALID_EVERY updates: dev discrete energy (teacher NLL of
 # the argmax output) or dev BLEU of one-iteration decoding
 ENGINE_VALID=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
@@ -249,13 +252,16 @@ distill() {
   cp "$BIN"/valid.* "$BIN"/test.* "$BIN"_distill/
 }
 
-train_engine_cmlm() {  # train_engine_cmlm SAVE_DIR DATA_BIN START UPDATES O1 O2 [args]
+# train_engine_cmlm SAVE_DIR DATA_BIN START UPDATES O1 O2 [args]; λ = $CE_WEIGHT, by default
+# ENGINE_CE_WEIGHT
+train_engine_cmlm() {
   local save=$1 bin=$2 start=$3 updates=$4 o1=$5 o2=$6
   shift 6
   rm -rf "$save"
   logged "$WORK/logs/$(basename "$save").log" fairseq-train "$bin" "${COMMON[@]}" \
     --task translation_energy --arch cmlm_infnet "${NAT_ARCH[@]}" --criterion energy_loss \
     --energy-path "$TEACHER" --o1 "$o1" --o2 "$o2" "${ENGINE_OPT[@]}" \
+    --ce-weight "${CE_WEIGHT:-$ENGINE_CE_WEIGHT}" \
     --finetune-from-model "$WORK/$start/checkpoint_last.pt" --max-update "$updates" \
     --save-dir "$save" "$@"
 }
@@ -265,12 +271,12 @@ engine_cmlm() {  # engine_cmlm NAME START: ENGINE in WORK/NAME, from the CMLM in
   last_train_line "$WORK/logs/$1.log"
 }
 
-# distill_plus_energy NAME ENERGY_WEIGHT (0: the control, CE only); its --ce-weight comes
-# after, so overrides, ENGINE_OPT's
-distill_plus_energy() {
-  train_engine_cmlm "$WORK/$1" "$BIN"_distill cmlm_distill "$ENGINE_UPDATES" sx st \
-    --energy-weight "$2" --ce-weight "$DISTILL_CE_WEIGHT" --label-smoothing 0.1 \
-    "${ENGINE_VALID[@]}" "${DEV_BLEU[@]}"
+# ce_plus_energy NAME DATA_BIN START ENERGY_WEIGHT: the CMLM in WORK/START trained on DATA_BIN
+# with PLUS_CE_WEIGHT x label-smoothed cross-entropy plus ENERGY_WEIGHT x the energy (0: the
+# control, cross-entropy only); checkpoint_best = best dev BLEU
+ce_plus_energy() {
+  CE_WEIGHT=$PLUS_CE_WEIGHT train_engine_cmlm "$WORK/$1" "$2" "$3" "$ENGINE_UPDATES" sx st \
+    --energy-weight "$4" --label-smoothing 0.1 "${ENGINE_VALID[@]}" "${DEV_BLEU[@]}"
   last_train_line "$WORK/logs/$1.log"
 }
 
@@ -288,7 +294,7 @@ bilstm_engine() {
   logged "$WORK/logs/bilstm_engine.log" fairseq-train "$BIN" "${COMMON[@]}" \
     --task translation_energy "${BILSTM_ARCH[@]}" --criterion energy_loss \
     --energy-path "$LSTM_TEACHER" --o1 sx --o2 st "${ENGINE_OPT[@]}" \
-    --finetune-from-model "$WORK/bilstm_base/checkpoint_last.pt" \
+    --ce-weight "$ENGINE_CE_WEIGHT" --finetune-from-model "$WORK/bilstm_base/checkpoint_last.pt" \
     --max-update "$ENGINE_UPDATES" --save-dir "$WORK/bilstm_engine" "${ENGINE_SELECT[@]}"
   last_train_line "$WORK/logs/bilstm_engine.log"
 }
@@ -371,11 +377,15 @@ stage decode_cmlm_distill decode_cmlm_family cmlm_distill "CMLM, distilled data"
 stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet" energy
 stage decode_engine_cmlm_distill decode_cmlm_family engine_cmlm_distill \
   "ENGINE cmlm_infnet, from the distilled CMLM"
-stage distill_energy distill_plus_energy distill_energy 1
-stage distill_ce distill_plus_energy distill_ce 0
+stage distill_energy ce_plus_energy distill_energy "$BIN"_distill cmlm_distill 1
+stage distill_ce ce_plus_energy distill_ce "$BIN"_distill cmlm_distill 0
 stage decode_distill_energy decode_cmlm_family distill_energy \
   "distilled CMLM + energy + CE on distilled data" energy
 stage decode_distill_ce decode_cmlm_family distill_ce "distilled CMLM + CE on distilled data" energy
+stage ref_energy ce_plus_energy ref_energy "$BIN" cmlm 1
+stage ref_ce ce_plus_energy ref_ce "$BIN" cmlm 0
+stage decode_ref_energy decode_cmlm_family ref_energy "CMLM + energy + CE on references" energy
+stage decode_ref_ce decode_cmlm_family ref_ce "CMLM + CE on references" energy
 stage bilstm_base train_bilstm bilstm_base "$BIN"
 stage bilstm_distill train_bilstm bilstm_distill "$BIN"_distill
 stage bilstm_engine bilstm_engine
