@@ -1,7 +1,7 @@
 """(slow) ``examples/multi30k/run.sh`` end to end on a tiny synthetic corpus laid out like
 Multi30k's ``tok/`` directory: every stage, the 2x2 operator sub-table, ENGINE's checkpoint
-selection by dev discrete energy, the distillation-plus-energy pair, and ``ONLY=`` reruns of
-a single stage."""
+selection by dev discrete energy, the energy-plus-cross-entropy pairs (distilled corpus and
+references), and ``ONLY=`` reruns of a single stage."""
 
 import csv
 import os
@@ -13,13 +13,14 @@ from tests.cli import ROOT
 from tests.fixtures.tiny_translation import write_corpus
 
 SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
-MAIN_SYSTEMS = {"transformer teacher", "lstm teacher", "CMLM", "CMLM, distilled data",
-                "ENGINE cmlm_infnet", "ENGINE cmlm_infnet, length by energy",
-                "ENGINE cmlm_infnet, from the distilled CMLM", "BiLSTM",
-                "BiLSTM, distilled data", "ENGINE bilstm_infnet (LSTM energy)"}
-DISTILL_SYSTEMS = {"distilled CMLM + energy + CE on distilled data",
-                   "distilled CMLM + CE on distilled data"}
-MAIN_SYSTEMS |= DISTILL_SYSTEMS | {s + ", length by energy" for s in DISTILL_SYSTEMS}
+CMLM_FAMILY = {"CMLM", "CMLM, distilled data", "ENGINE cmlm_infnet",
+               "ENGINE cmlm_infnet, from the distilled CMLM",
+               "distilled CMLM + energy + CE on distilled data",
+               "distilled CMLM + CE on distilled data",
+               "CMLM + energy + CE on references", "CMLM + CE on references"}
+MAIN_SYSTEMS = (CMLM_FAMILY | {s + ", length by energy" for s in CMLM_FAMILY}
+                | {"transformer teacher", "lstm teacher", "BiLSTM", "BiLSTM, distilled data",
+                   "ENGINE bilstm_infnet (LSTM energy)"})
 
 
 def _multi30k_layout(directory):
@@ -77,11 +78,18 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     assert log.count("| valid on 'valid' subset") >= 2  # every ENGINE_VALID_EVERY updates
     assert "energy_discrete" in log and "best_energy_discrete" in log
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
-    # distill_energy and its control: the same training on the distilled corpus, the
-    # energy's weight 1 and 0, both kept by dev BLEU
-    for name, weight in (("distill_energy", "1"), ("distill_ce", "0")):
+    # the energy + CE pairs: each continues its CMLM on its corpus, the energy's weight 1 and
+    # 0, λ (PLUS_CE_WEIGHT) given once, both kept by dev BLEU
+    for name, corpus, start, weight in (("distill_energy", "bin_distill", "cmlm_distill", "1"),
+                                        ("distill_ce", "bin_distill", "cmlm_distill", "0"),
+                                        ("ref_energy", "bin", "cmlm", "1"),
+                                        ("ref_ce", "bin", "cmlm", "0")):
         cmd = (work / "logs" / f"{name}.log.cmd").read_text().split()
-        assert cmd[1].endswith("bin_distill") and cmd[cmd.index("--energy-weight") + 1] == weight
+        assert cmd[1] == str(work / corpus), cmd[1]
+        assert cmd[cmd.index("--finetune-from-model") + 1] == str(
+            work / start / "checkpoint_last.pt")
+        assert cmd[cmd.index("--energy-weight") + 1] == weight
+        assert cmd.count("--ce-weight") == 1 and cmd[cmd.index("--ce-weight") + 1] == "1"
         assert "best_bleu" in (work / "logs" / f"{name}.log").read_text()
 
     # ONLY=: one finished stage redone (FORCE=1), nothing else run again

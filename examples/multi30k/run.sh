@@ -44,7 +44,8 @@
 #   decode_*            checkpoint_best.pt (for the cross-entropy models, validated once at
 #                       the end, the same as checkpoint_last.pt) on test_2016_flickr with
 #                       stock fairseq-generate --task translation_energy: 1 and 10
-#                       iterations (--iter-decode-max-iter 0/9), length beam 1 and 3
+#                       iterations (--iter-decode-max-iter 0/9), length beam 1 and 3, and
+#                       for CMLMs length beam 3 with the length picked by teacher energy
 #                       (BiLSTMs: 1 iteration, length beam 1, 3 and oracle lengths)
 #   op_<o1>_<o2>        the 5x5 operator table: cmlm_infnet fine-tuned from the CMLM baseline
 #                       for CELL_UPDATES updates per (O1, O2), decoded on the first
@@ -299,8 +300,10 @@ bilstm_engine() {
   last_train_line "$WORK/logs/bilstm_engine.log"
 }
 
-decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM [energy: also pick lengths by energy]
-  local name=$1 system=$2 by_energy=${3:-} iters lbeam
+# decode_cmlm_family NAME SYSTEM: 1 and 10 iterations, length beam 1 and 3, and length beam 3
+# with the length picked by teacher energy (the plugin's --length-select energy)
+decode_cmlm_family() {
+  local name=$1 system=$2 iters lbeam
   for iters in 1 10; do
     for lbeam in 1 3; do
       decode_row main "$system" "$iters" "$lbeam" nat "$WORK/gen/$name.i$iters.b$lbeam.txt" \
@@ -308,11 +311,9 @@ decode_cmlm_family() {  # decode_cmlm_family NAME SYSTEM [energy: also pick leng
         --iter-decode-with-beam "$lbeam"
     done
   done
-  if [ "$by_energy" = energy ]; then  # the plugin's option: pick the length by teacher energy
-    decode_row main "$system, length by energy" 1 3 nat "$WORK/gen/$name.i1.b3.energy.txt" \
-      "$BIN" "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 \
-      --iter-decode-with-beam 3 --length-select energy --energy-path "$TEACHER"
-  fi
+  decode_row main "$system, length by energy" 1 3 nat "$WORK/gen/$name.i1.b3.energy.txt" \
+    "$BIN" "$WORK/$name/checkpoint_best.pt" test --iter-decode-max-iter 0 \
+    --iter-decode-with-beam 3 --length-select energy --energy-path "$TEACHER"
   flush_test_energies
 }
 
@@ -374,18 +375,18 @@ stage engine_cmlm engine_cmlm engine_cmlm cmlm
 stage engine_cmlm_distill engine_cmlm engine_cmlm_distill cmlm_distill
 stage decode_cmlm decode_cmlm_family cmlm "CMLM"
 stage decode_cmlm_distill decode_cmlm_family cmlm_distill "CMLM, distilled data"
-stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet" energy
+stage decode_engine_cmlm decode_cmlm_family engine_cmlm "ENGINE cmlm_infnet"
 stage decode_engine_cmlm_distill decode_cmlm_family engine_cmlm_distill \
   "ENGINE cmlm_infnet, from the distilled CMLM"
 stage distill_energy ce_plus_energy distill_energy "$BIN"_distill cmlm_distill 1
 stage distill_ce ce_plus_energy distill_ce "$BIN"_distill cmlm_distill 0
 stage decode_distill_energy decode_cmlm_family distill_energy \
-  "distilled CMLM + energy + CE on distilled data" energy
-stage decode_distill_ce decode_cmlm_family distill_ce "distilled CMLM + CE on distilled data" energy
+  "distilled CMLM + energy + CE on distilled data"
+stage decode_distill_ce decode_cmlm_family distill_ce "distilled CMLM + CE on distilled data"
 stage ref_energy ce_plus_energy ref_energy "$BIN" cmlm 1
 stage ref_ce ce_plus_energy ref_ce "$BIN" cmlm 0
-stage decode_ref_energy decode_cmlm_family ref_energy "CMLM + energy + CE on references" energy
-stage decode_ref_ce decode_cmlm_family ref_ce "CMLM + CE on references" energy
+stage decode_ref_energy decode_cmlm_family ref_energy "CMLM + energy + CE on references"
+stage decode_ref_ce decode_cmlm_family ref_ce "CMLM + CE on references"
 stage bilstm_base train_bilstm bilstm_base "$BIN"
 stage bilstm_distill train_bilstm bilstm_distill "$BIN"_distill
 stage bilstm_engine bilstm_engine
