@@ -64,7 +64,7 @@ class EnergyLossCriterion(FairseqCriterion):
             )
         self.cfg = cfg
         if cfg.energy_path:
-            self.energy = task.load_energy(cfg.energy_path)
+            self.energy = task.energy_for(cfg.energy_path)
         elif cfg.energy_weight != 0:
             raise ValueError("--criterion energy_loss needs --energy-path (or --energy-weight 0)")
         else:
