@@ -9,6 +9,7 @@ from engine_plugin.compat import (
     patch_fairseq_checkpoint_loading,
     patch_fairseq_distributed,
     patch_fairseq_finetune_clock,
+    patch_fairseq_translation_scorers,
     patch_numpy_compat,
 )
 
@@ -17,6 +18,7 @@ patch_fairseq_batching()
 patch_numpy_compat()
 patch_fairseq_finetune_clock()
 patch_fairseq_distributed()
+patch_fairseq_translation_scorers()
 
 from engine_plugin import criterions, models, scoring, tasks  # noqa: E402,F401
 from engine_plugin.criterions import crf_nll, energy_loss  # noqa: E402,F401

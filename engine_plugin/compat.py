@@ -39,6 +39,12 @@ Distributed training
 (gloo) as on GPUs; fairseq alone runs N separate single-rank jobs on CPUs
 (``engine_plugin/distributed.py``).
 
+Score lines
+-----------
+The stock ``bleu`` and ``sacrebleu`` scorers' line ends with the share of special symbols a
+NAT decoder wrote (``engine_plugin/translation_generator.py``), which the generator strips
+from the printed outputs.
+
 Fine-tuning clock
 -----------------
 ``--stop-time-hours`` compares against the trainer's cumulative training time, which
@@ -61,6 +67,7 @@ from fairseq.trainer import Trainer
 from engine_plugin.checkpoint_files import atomic_copy, resume_from_readable
 from engine_plugin.checkpoints import naming_checkpoint_in_errors
 from engine_plugin.distributed import DeviceAwareDDP, launch_from_torchrun
+from engine_plugin.report import current_report
 from engine_plugin.safe_load import safe_torch_load
 
 
@@ -154,6 +161,25 @@ def patch_fairseq_distributed():
 
     _wrap_once(distributed_utils, "call_main", launch_from_torchrun)
     distributed_fairseq_model.DistributedDataParallel = DeviceAwareDDP
+
+
+def _with_symbol_shares(result_string):
+    @functools.wraps(result_string)
+    def wrapper(self, *args, **kwargs):
+        shares = current_report().symbol_summary()
+        result = result_string(self, *args, **kwargs)
+        return f"{result} | {shares}" if shares else result
+
+    return wrapper
+
+
+def patch_fairseq_translation_scorers():
+    """Appends the special-symbol shares of the NAT decode (``engine_plugin/report.py``) to
+    the score line of stock ``--scoring bleu`` and ``sacrebleu``."""
+    from fairseq.scoring import bleu
+
+    for scorer in (bleu.Scorer, bleu.SacrebleuScorer):
+        _wrap_once(scorer, "result_string", _with_symbol_shares)
 
 
 def _restart_clock_on_reset(load_checkpoint):

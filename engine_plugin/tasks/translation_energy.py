@@ -159,8 +159,8 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
         return TranslationTask.valid_step(self, sample, model, criterion)
 
     def build_generator(self, models, args, **kwargs):
-        """fairseq's ``IterativeRefinementGenerator``, extended when ``--length-select
-        energy`` or ``--oracle-length`` is on."""
+        """fairseq's ``IterativeRefinementGenerator``, extended with ``--length-select
+        energy``, ``--oracle-length`` and the count of special symbols."""
         generator = super().build_generator(models, args, **kwargs)
         energy = None
         if self.cfg.length_select == "energy":
@@ -168,6 +168,4 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
                 raise ValueError("--length-select energy needs --energy-path TEACHER_CHECKPOINT")
             device = next(models[0].parameters()).device
             energy = self.energy_for(self.cfg.energy_path).to(device)
-        elif not self.cfg.oracle_length:
-            return generator
         return LengthSelectingGenerator.extending(generator, energy, self.cfg.oracle_length)
