@@ -112,3 +112,16 @@ def test_infeasible_or_misshapen_constraints_raise():
         crf.viterbi(emissions, mask, constraints=label_constraints(BIO))
     with pytest.raises(ValueError, match="at least one label name"):
         label_constraints([])
+
+
+def test_constrained_marginals_match_brute_force_over_allowed_paths():
+    crf, emissions, mask, lengths = random_problem(7, batch=4, max_len=4, labels=5)
+    constraints = label_constraints(BIOES)
+    marginals = crf.marginals(emissions, mask, constraints=constraints)
+    for b in range(4):
+        tags, energies = zip(*all_labellings(crf, emissions, lengths, b, constraints))
+        probs = torch.softmax(-torch.stack(energies), 0)
+        expected = torch.zeros(emissions.shape[1:], dtype=torch.float64)
+        for path, p in zip(tags, probs):
+            expected[torch.arange(len(path)), torch.tensor(path)] += p
+        assert torch.allclose(marginals[b], expected)

@@ -111,11 +111,16 @@ class LinearChainCRF(nn.Module):
         mask = check_mask(emissions, mask)
         return forward_backward.log_partition(emissions, mask, *self._params())
 
-    def marginals(self, emissions: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def marginals(self, emissions: Tensor, mask: Optional[Tensor] = None,
+                  constraints=None) -> Tensor:
         """p(y_t = l | x), (B, T, L): rows sum to 1 on real tokens, 0 on padding. Not
-        differentiable (differentiate ``log_partition`` for gradients)."""
+        differentiable (differentiate ``log_partition`` for gradients).
+
+        With ``constraints`` (as for ``viterbi``) the distribution is over allowed
+        labellings only (computed by the log-space recursion, exact but slower)."""
         mask = check_mask(emissions, mask)
-        return forward_backward.marginals(emissions, mask, *self._params())
+        return forward_backward.marginals(emissions, mask,
+                                          *self._scores(constraints, emissions.device))
 
     def nll(
         self, emissions: Tensor, labels: Tensor, mask: Optional[Tensor] = None,
