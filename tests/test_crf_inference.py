@@ -68,19 +68,29 @@ def test_kbest_energies_increase_and_paths_differ():
 def test_fast_log_partition_equals_the_log_space_recursion_in_float32(num_labels):
     crf, emissions, mask, _ = random_problem(5, batch=10, max_len=30, labels=num_labels,
                                              dtype=torch.float32)
-    assert fb._fast_dtype(emissions, *crf._params()) == torch.float32
+    plan = fb._plan(emissions, *crf._params())
+    assert plan.dtype == (torch.float32 if num_labels == 401 else torch.float64)
     fast, reference = crf.log_partition(emissions, mask), _reference(crf, emissions, mask)
     assert torch.allclose(fast, reference, rtol=1e-5, atol=0)
     marginals = crf.marginals(emissions, mask)
     assert torch.allclose(marginals.sum(2), mask.float(), atol=1e-5)
 
 
-def test_wide_float32_scores_are_computed_in_float64():
-    crf, emissions, mask, _ = random_problem(6, batch=4, max_len=10, labels=6,
-                                             dtype=torch.float32, scale=8.0)
-    assert fb._fast_dtype(emissions, *crf._params()) == torch.float64
-    truth = _reference(crf.double(), emissions.double(), mask)
-    assert torch.allclose(crf.float().log_partition(emissions, mask).double(), truth, rtol=1e-6)
+@pytest.mark.parametrize("num_labels", [6, 100])  # step matrices / one (L, L) product a step
+@pytest.mark.parametrize("scale", [0.5, 2.0, 3.5, 6.0, 20.0, 60.0])  # score ranges ~4 to ~500:
+def test_exp_space_is_accurate_up_to_its_limits(num_labels, scale):  # every plan, reference
+    crf, emissions, mask, _ = random_problem(6, batch=4, max_len=20, labels=num_labels,
+                                             dtype=torch.float32, scale=scale)
+    emissions.requires_grad_()
+    log_z = crf.log_partition(emissions, mask)
+    grads = torch.autograd.grad(log_z.sum(), [emissions, *crf.parameters()])
+    wide = crf.double()
+    emissions64 = emissions.detach().double().requires_grad_()
+    truth = _reference(wide, emissions64, mask)
+    true_grads = torch.autograd.grad(truth.sum(), [emissions64, *wide.parameters()])
+    assert torch.allclose(log_z.double(), truth, rtol=1e-6)
+    for g, t in zip(grads, true_grads):
+        assert torch.allclose(g.double(), t, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -110,7 +120,7 @@ def test_fast_log_partition_gradcheck(shape):
     emissions.requires_grad_()
 
     def log_z(em, w, s, f):
-        assert fb._fast_dtype(em, w, s, f) == torch.float64
+        assert fb._plan(em, w, s, f).dtype == torch.float64
         return fb.log_partition(em, mask, w, s, f)
 
     assert torch.autograd.gradcheck(log_z, (emissions, *params))

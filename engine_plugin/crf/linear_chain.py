@@ -132,7 +132,11 @@ class LinearChainCRF(nn.Module):
         """
         if reduction not in ("none", "sum", "mean"):
             raise ValueError(f"reduction must be none, sum or mean, got {reduction!r}")
-        losses = self.energy(emissions, labels, mask) + self.log_partition(emissions, mask)
+        if labels.dim() != 2:
+            raise ValueError(f"nll takes gold label indices (B, T), got shape {tuple(labels.shape)}")
+        mask = check_mask(emissions, mask)
+        losses = (self._index_energy(emissions, labels, mask)
+                  + forward_backward.log_partition(emissions, mask, *self._params()))
         if reduction == "none":
             return losses
         return losses.sum() if reduction == "sum" else losses.mean()
