@@ -243,9 +243,27 @@ def chunker(tmp_path_factory):
         path.write_text("".join(" ".join(_bioes(line.split())) + "\n"
                                 for line in path.read_text().splitlines()))
     preprocess_tagging(root / "raw", root / "bin")
-    run("train", root / "bin", *TRAIN_ARGS, "--arch", "blstm_crf", "--max-epoch", "1",
-        "--save-dir", root / "ckpt")
+    proc = run("train", root / "bin", *TRAIN_ARGS, "--arch", "blstm_crf", "--max-epoch", "1",
+               "--save-dir", root / "ckpt", "--best-checkpoint-metric", "f1",
+               "--maximize-best-checkpoint-metric")
+    (root / "train.log").write_text(proc.stdout + proc.stderr)
     return root
+
+
+def test_crf_nll_reports_dev_span_f1_for_chunk_labels(chunker):
+    from engine_plugin.scoring.tagging import precision_recall_f1, span_f1_counts
+
+    valid = [line for line in (chunker / "train.log").read_text().splitlines()
+             if "| valid |" in line][-1]
+    f1 = float(re.search(r"\| f1 ([\d.]+)", valid).group(1))
+    # the same F1 as conlleval's counts over a Viterbi decode of the valid split
+    out = run("generate", chunker / "bin", "--user-dir", "engine_plugin", "--task",
+              "sequence_labeling", "--path", chunker / "ckpt" / "checkpoint_last.pt",
+              "--gen-subset", "valid", "--batch-size", "16", "--cpu").stdout
+    hyps = {i: r[0][1].split() for i, r in _lines(out, "H").items()}
+    refs = {i: r[0][0].split() for i, r in _lines(out, "T").items()}
+    counts = span_f1_counts([refs[i] for i in sorted(refs)], [hyps[i] for i in sorted(refs)])
+    assert f1 == pytest.approx(precision_recall_f1(*counts)[2], abs=0.01)
 
 
 def test_constrain_labels_decodes_only_allowed_bioes_paths(chunker):
