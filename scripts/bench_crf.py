@@ -1,4 +1,5 @@
-"""Times the CRF's ``nll`` forward + backward and ``marginals`` against its peers on the CPU.
+"""Times the CRF's ``nll`` forward + backward, ``marginals`` and ``viterbi`` against its peers
+on the CPU.
 
 Contestants get identical random potentials (N(0, 1) transitions, start, end and emissions):
 
@@ -10,7 +11,9 @@ Contestants get identical random potentials (N(0, 1) transitions, start, end and
   built from the same scores (nll = ``-log_prob``; marginals from its edge marginals).
   Skipped where its parallel scan would need more than ``--struct-max-gb`` of memory.
 
-Before timing, every configuration checks that all contestants agree (nll, marginals).
+Viterbi (under ``no_grad``) is timed against ``before`` and pytorch-crf's ``decode``.
+Before timing, every configuration checks that all contestants agree (nll, marginals,
+identical Viterbi paths).
 Then they run interleaved, rotating who goes first, for ``--repeats`` rounds (fewer for
 calls over 100 ms); reported are median milliseconds and ``peer / ours`` ratios.
 Ragged masks draw lengths in [2, T] (torch-struct needs two positions), full masks use T.
@@ -128,7 +131,10 @@ def contestants(num_labels, ragged, args, before_cls):
     if args.struct and struct_fits(args.batch, args.length, num_labels, args.struct_max_gb):
         nll["torchstruct"] = lambda: struct_nll(ours, emissions, tags, lengths)
         marginals["torchstruct"] = lambda: struct_marginals(ours, emissions, lengths)
-    return {"nll": nll, "marginals": marginals}, (emissions, mask)
+    viterbi = {name: (lambda c=crf: c.viterbi(emissions.detach(), mask)[0])
+               for name, crf in peers.items()}
+    viterbi["torchcrf"] = lambda: torchcrf.decode(emissions.detach(), mask)
+    return {"nll": nll, "marginals": marginals, "viterbi": viterbi}, (emissions, mask)
 
 
 def check_agreement(tasks, mask):
@@ -142,6 +148,14 @@ def check_agreement(tasks, mask):
     for name, value in marginals.items():
         if not torch.allclose(value, marginals["ours"], atol=1e-4):
             raise AssertionError(f"marginals of {name} differ from ours")
+    with torch.no_grad():
+        paths = {name: fn() for name, fn in tasks["viterbi"].items()}
+    lengths = mask.sum(1).tolist()
+    expected = [row[:n] for row, n in zip(paths.pop("ours").tolist(), lengths)]
+    for name, value in paths.items():
+        got = value if isinstance(value, list) else [r[:n] for r, n in zip(value.tolist(), lengths)]
+        if got != expected:
+            raise AssertionError(f"Viterbi paths of {name} differ from ours")
 
 
 def _time(fn, backward: bool) -> float:
@@ -172,7 +186,11 @@ def bench_config(num_labels, ragged, threads, args, before_cls):
     check_agreement(tasks, mask)
     row = {"L": num_labels, "mask": "ragged" if ragged else "full", "threads": threads}
     for task, runs in tasks.items():
-        ms = time_task(runs, task == "nll", args)  # marginals of peers need autograd
+        if task == "viterbi":
+            with torch.no_grad():
+                ms = time_task(runs, False, args)
+        else:
+            ms = time_task(runs, task == "nll", args)  # marginals of peers need autograd
         for name, value in ms.items():
             row[f"{task}_{name}_ms"] = value
             if name != "ours":
