@@ -42,7 +42,7 @@ from engine_plugin.crf.masks import last_positions, reversed_index
 _EXP_BUDGET = {torch.float32: 60.0, torch.float64: 600.0}
 # Up to this many labels the step matrices P * Q_t are built (B, T, L, L) and a step is one
 # batched matrix product; the recursion then costs little more than its Python loop, so it
-# runs in float64 (at no measurable cost) and rarely renormalises.
+# runs in float64 (whose range needs renormalising rarely, if ever, within a sentence).
 _STEP_MATRIX_MAX_LABELS = 64
 
 
