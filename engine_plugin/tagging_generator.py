@@ -10,17 +10,29 @@
   ``--energy-path`` the CRF it was trained against).
 - ``tailored``: a per-sentence copy of the infnet fine-tuned on the energy.
 - ``warmstart``: gradient descent started from the infnet's logits.
+
+Decoding options (``viterbi`` only, the one exact method): ``--nbest K`` returns the K
+lowest-energy labellings per sentence (k-best Viterbi), in increasing energy (fewer for a
+sentence with fewer labellings); ``--constrain-labels`` decodes only paths allowed by the
+BIO/BIOES scheme of the label names. The other methods find one labelling and refuse both.
+``--marginal-scores`` (any method) puts log p(y_t = label | x) under the energy into the
+hypotheses' positional scores (``P-`` lines). Search error stays measured against the
+unconstrained minimum of the energy.
 """
 
+import logging
 from typing import List
 
 import torch
 
+from engine_plugin.crf import detect_scheme, label_constraints
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.report import start_report
 from engine_plugin.solvers.checks import DivergedError
 from engine_plugin.solvers.gradient_descent import descend, initial_logits
 from engine_plugin.solvers.tailoring import tailor
+
+logger = logging.getLogger(__name__)
 
 INFERENCE_METHODS = ("viterbi", "gd", "infnet", "tailored", "warmstart")
 ENERGY_METHODS = ("viterbi", "gd")  # --path is the energy itself
@@ -37,14 +49,17 @@ class TaggingGenerator:
         model: the ``--path`` model: a CRF energy for viterbi/gd, else an inference network.
         energy: the frozen ``CRFEnergy`` that every method is measured against.
         labels: the task's ``LabelSpace``.
-        cfg: the task config (``inference``, ``gd_*``, ``tailor_*`` options).
+        cfg: the task config (``inference``, ``gd_*``, ``tailor_*``, ``constrain_labels``,
+            ``marginal_scores`` options).
+        nbest: hypotheses per sentence (``--nbest``); more than 1 needs ``viterbi``.
     """
 
-    def __init__(self, model, energy: CRFEnergy, labels, cfg):
+    def __init__(self, model, energy: CRFEnergy, labels, cfg, nbest: int = 1):
         self.inference = str(cfg.inference)
         if self.inference not in INFERENCE_METHODS:
             raise ValueError(f"unknown inference {self.inference!r}; choose from {INFERENCE_METHODS}")
         self.model, self.energy, self.labels, self.cfg = model, energy, labels, cfg
+        self.nbest, self.constraints = _decoding_options(self.inference, cfg, labels, nbest)
         self.relaxation, self.gd_init = str(cfg.gd_relaxation), str(cfg.gd_init)
         self.method = self.inference + ("_oracle" if self.inference == "gd" and cfg.gd_oracle else "")
         self.report = start_report(self.method)
@@ -107,7 +122,7 @@ class TaggingGenerator:
             return None, logits, None
         context = self.energy.condition(net_input)
         if method == "viterbi":
-            labels, _ = self.energy.exact_minimum(context, mask)
+            labels, _ = self.energy.exact_minimum(context, mask, self.constraints)
             return labels, None, context
         if method == "warmstart":
             return None, self._gd(context, mask, self.model(**net_input)), context
@@ -120,9 +135,10 @@ class TaggingGenerator:
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
-        """Returns one list per sentence holding one hypothesis dict (fairseq's format):
-        ``tokens`` (n,) label dictionary ids, ``score`` = −energy, ``positional_scores``
-        (n,) emission scores of the chosen labels."""
+        """Returns one list per sentence holding ``nbest`` hypothesis dicts (fairseq's
+        format), best first: ``tokens`` (n,) label dictionary ids, ``score`` = −energy,
+        ``positional_scores`` (n,) emission scores of the chosen labels, or their log
+        marginal probabilities with ``marginal_scores``."""
         net_input = sample["net_input"]
         mask = net_input["src_tokens"].ne(self.labels.dict.pad())
         with self.report.timed():
@@ -132,6 +148,10 @@ class TaggingGenerator:
                 raise error.named(sample["id"].tolist()) from None
             if labels is None:
                 labels = logits.argmax(-1)
+            ranked = None
+            if self.nbest > 1:  # viterbi only: the best of the k-best is the labelling
+                ranked = self.energy.kbest(context, mask, self.nbest, self.constraints)
+                labels = ranked[0][:, 0]
         if context is None:
             context = self.energy.condition(net_input)
         labels = labels.masked_fill(~mask, 0)
@@ -141,14 +161,52 @@ class TaggingGenerator:
             relaxed = self.energy.relaxed_energy(context, logits, mask, "sx", "sx")
         _, minimum = self.energy.exact_minimum(context, mask)
         self.report.add(discrete, relaxed, minimum)
-        unary = context.emissions.gather(2, labels.unsqueeze(2)).squeeze(2)
+        if ranked is None:
+            ranked = labels.unsqueeze(1), discrete.unsqueeze(1)
+        return self._hypotheses(context, mask, net_input["src_lengths"], *ranked)
+
+    def _hypotheses(self, context, mask, lengths, labels, energies):
+        """fairseq hypotheses from labels (B, K, T) and energies (B, K); ranks of infinite
+        energy (no such labelling) are left out."""
+        scores = self._positional_scores(context, mask, labels)
         tags = self.labels.to_tags(labels)
+        found = torch.isfinite(energies).tolist()
         return [[{
-            "tokens": tags[i, :n],
-            "score": -discrete[i],
-            "positional_scores": unary[i, :n],
+            "tokens": tags[i, r, :n],
+            "score": -energies[i, r],
+            "positional_scores": scores[i, r, :n],
             "alignment": None,
-        }] for i, n in enumerate(net_input["src_lengths"].tolist())]
+        } for r in range(labels.shape[1]) if found[i][r]] for i, n in enumerate(lengths.tolist())]
+
+    def _positional_scores(self, context, mask, labels):
+        """(B, K, T) emission scores, or log marginals, of labels (B, K, T)."""
+        if self.cfg.marginal_scores:
+            per_label = self.energy.marginals(context, mask, self.constraints).log()
+        else:
+            per_label = context.emissions
+        B, K, T = labels.shape
+        per_label = per_label.unsqueeze(1).expand(B, K, T, per_label.shape[2])
+        return per_label.gather(3, labels.unsqueeze(3)).squeeze(3)
+
+
+def _decoding_options(inference: str, cfg, labels, nbest: int):
+    """Validated ``(nbest, constraints or None)`` for ``--nbest`` and ``--constrain-labels``."""
+    if nbest < 1:
+        raise ValueError(f"--nbest must be at least 1, got {nbest}")
+    if nbest > 1 and inference != "viterbi":
+        raise ValueError(
+            f"--nbest {nbest} needs --inference viterbi (k-best Viterbi); --inference "
+            f"{inference} finds one labelling per sentence: use --nbest 1")
+    if not cfg.constrain_labels:
+        return nbest, None
+    if inference != "viterbi":
+        raise ValueError(f"--constrain-labels applies to --inference viterbi (exact decoding), "
+                         f"not to --inference {inference}")
+    scheme = detect_scheme(labels.names)
+    if scheme == "none":
+        logger.warning("--constrain-labels: the labels are neither BIO nor BIOES; every "
+                       "label path stays allowed")
+    return nbest, label_constraints(labels.names)
 
 
 def _one(net_input, i):

@@ -27,7 +27,8 @@ from contextlib import nullcontext
 
 import torch
 
-from engine_plugin.crf import _COMPILE_MIN_LABELS, LinearChainCRF
+from engine_plugin.crf import LinearChainCRF
+from engine_plugin.crf.viterbi import _COMPILE_MIN_LABELS
 
 
 def _cpu_model() -> str:

@@ -173,3 +173,115 @@ def test_infnet_inference_needs_the_energy(infnet):
                "sequence_labeling", "--path", trained / "infnet" / "checkpoint_last.pt",
                "--gen-subset", "test", "--cpu", "--inference", "infnet", check=False)
     assert proc.returncode != 0 and "needs --energy-path" in proc.stderr
+
+
+def _lines(out, prefix):
+    """{sentence id: [fields after the id, one list per line]} of the PREFIX- lines."""
+    found = {}
+    for m in re.finditer(rf"^{prefix}-(\d+)\t(.*)$", out, re.M):
+        found.setdefault(int(m.group(1)), []).append(m.group(2).split("\t"))
+    return found
+
+
+def test_nbest_hypotheses_and_marginal_scores(trained):
+    from fairseq import checkpoint_utils
+
+    best = _lines(generate(trained, "--inference", "viterbi").stdout, "H")
+    out = generate(trained, "--inference", "viterbi", "--nbest", "3", "--beam", "3",
+                   "--marginal-scores", "--scoring", "tag_accuracy").stdout
+    hyps, positional = _lines(out, "H"), _lines(out, "P")
+    assert sorted(hyps) == list(range(45))
+    for i, ranked in hyps.items():
+        assert len(ranked) == 3 and len({tags for _, tags in ranked}) == 3
+        scores = [float(score) for score, _ in ranked]
+        assert scores == sorted(scores, reverse=True)  # -energy: increasing energy
+        assert ranked[0] == best[i][0]  # the best of the 3-best is Viterbi's labelling
+    # P- lines: log2 of the CRF marginal of each output label
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(trained / "ckpt" / "checkpoint_last.pt")], arg_overrides={"data": str(trained / "bin")})
+    model = models[0].eval()
+    task.load_dataset("test")
+    dataset = task.dataset("test")
+    ids = list(range(len(dataset)))
+    batch = dataset.collater([dataset[i] for i in ids])
+    with torch.no_grad():
+        emissions = model(**batch["net_input"])
+        mask = model.padding_mask(batch["net_input"]["src_tokens"])
+        marginals = model.crf.marginals(emissions, mask)
+    for row, i in enumerate(batch["id"].tolist()):
+        n = int(mask[row].sum())
+        for rank, (_, tags) in enumerate(hyps[i]):
+            labels = [task.tags_dict.index(t) - task.labels.offset for t in tags.split()]
+            expected = marginals[row, torch.arange(n), torch.tensor(labels)].log2()
+            printed = torch.tensor([float(x) for x in positional[i][rank][0].split()])
+            assert torch.allclose(printed, expected.float(), atol=2e-4)
+
+
+def _bioes(tags):
+    """Quickstart tags as BIOES chunks: DET/ADJ/NOUN/PRON runs are NP, VERB is VP."""
+    kinds = ["NP" if t in ("DET", "ADJ", "NOUN", "PRON") else "VP" if t == "VERB" else None
+             for t in tags]
+    out = []
+    for i, kind in enumerate(kinds):
+        if kind is None:
+            out.append("O")
+            continue
+        first = i == 0 or kinds[i - 1] != kind
+        final = i == len(kinds) - 1 or kinds[i + 1] != kind
+        out.append(("S" if final else "B") if first else ("E" if final else "I"))
+        out[-1] += "-" + kind
+    return out
+
+
+@pytest.fixture(scope="module")
+def chunker(tmp_path_factory):
+    """A BIOES chunking corpus (from the quickstart grammar) and a CRF trained for one epoch."""
+    root = tmp_path_factory.mktemp("chunking")
+    write_corpus(root / "raw", {"train": 200, "valid": 20, "test": 40}, seed=5)
+    for split in ("train", "valid", "test"):
+        path = root / "raw" / f"{split}.tags"
+        path.write_text("".join(" ".join(_bioes(line.split())) + "\n"
+                                for line in path.read_text().splitlines()))
+    preprocess_tagging(root / "raw", root / "bin")
+    proc = run("train", root / "bin", *TRAIN_ARGS, "--arch", "blstm_crf", "--max-epoch", "1",
+               "--save-dir", root / "ckpt", "--best-checkpoint-metric", "f1",
+               "--maximize-best-checkpoint-metric")
+    (root / "train.log").write_text(proc.stdout + proc.stderr)
+    return root
+
+
+def test_crf_nll_reports_dev_span_f1_for_chunk_labels(chunker):
+    from engine_plugin.scoring.tagging import precision_recall_f1, span_f1_counts
+
+    valid = [line for line in (chunker / "train.log").read_text().splitlines()
+             if "| valid |" in line][-1]
+    f1 = float(re.search(r"\| f1 ([\d.]+)", valid).group(1))
+    # the same F1 as conlleval's counts over a Viterbi decode of the valid split
+    out = run("generate", chunker / "bin", "--user-dir", "engine_plugin", "--task",
+              "sequence_labeling", "--path", chunker / "ckpt" / "checkpoint_last.pt",
+              "--gen-subset", "valid", "--batch-size", "16", "--cpu").stdout
+    hyps = {i: r[0][1].split() for i, r in _lines(out, "H").items()}
+    refs = {i: r[0][0].split() for i, r in _lines(out, "T").items()}
+    counts = span_f1_counts([refs[i] for i in sorted(refs)], [hyps[i] for i in sorted(refs)])
+    assert f1 == pytest.approx(precision_recall_f1(*counts)[2], abs=0.01)
+
+
+def test_constrain_labels_decodes_only_allowed_bioes_paths(chunker):
+    from engine_plugin.crf.constraints import label_constraints
+    from tests.crf_brute_force import permitted
+
+    out = generate(chunker, "--inference", "viterbi", "--constrain-labels", "--nbest", "2",
+                   "--beam", "2", "--scoring", "span_f1").stdout
+    assert re.search(r"F1 = [\d.]+", out.strip().splitlines()[-1])
+    hyps = _lines(out, "H")
+    assert sorted(hyps) == list(range(40))
+    names = sorted({t for ranked in hyps.values() for _, tags in ranked for t in tags.split()}
+                   | {"O", "B-NP", "I-NP", "E-NP", "S-NP", "B-VP", "I-VP", "E-VP", "S-VP"})
+    allowed = label_constraints(names)
+    for ranked in hyps.values():
+        for _, tags in ranked:
+            assert permitted([names.index(t) for t in tags.split()], allowed), tags
+    # without the constraints some second-best labellings are not valid BIOES
+    free = _lines(generate(chunker, "--inference", "viterbi", "--nbest", "2", "--beam", "2").stdout, "H")
+    assert not all(permitted([names.index(t) for t in tags.split()], allowed)
+                   for ranked in free.values() for _, tags in ranked)

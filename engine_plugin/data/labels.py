@@ -23,6 +23,7 @@ class LabelSpace:
         real = [s for s in tags_dict.symbols[self.offset :] if not s.startswith("madeupword")]
         if not real:
             raise ValueError("the label dictionary has no labels")
+        self.names = real  # label index -> label name
         self.num_labels = len(real)
         # "*" stands for every label outside the kept set: a gold "*" is never correct
         self.rare = real.index("*") if "*" in real else -1

@@ -60,5 +60,14 @@ class CRFEnergy(StructuredEnergy):
     def discrete_energy(self, context, outputs, mask):
         return self.model.crf.energy(context.emissions, outputs, mask)
 
-    def exact_minimum(self, context, mask):
-        return self.model.crf.viterbi(context.emissions, mask)
+    def exact_minimum(self, context, mask, constraints=None):
+        """Viterbi: labels (B, T) and energies (B,), over allowed paths if ``constraints``."""
+        return self.model.crf.viterbi(context.emissions, mask, constraints=constraints)
+
+    def kbest(self, context, mask, k: int, constraints=None):
+        """The k lowest-energy labellings (B, k, T) and their energies (B, k), increasing."""
+        return self.model.crf.kbest(context.emissions, mask, k=k, constraints=constraints)
+
+    def marginals(self, context, mask, constraints=None) -> Tensor:
+        """p(y_t = l | x) under the CRF (B, T, L), 0 on padding."""
+        return self.model.crf.marginals(context.emissions, mask, constraints=constraints)

@@ -72,6 +72,17 @@ class SequenceLabelingConfig(FairseqDataclass):
     gd_oracle_lrs: str = field(
         default="1e4,5e3,1e3,500,100,50,10,5,1", metadata={"help": "oracle grid of η"}
     )
+    constrain_labels: bool = field(
+        default=False,
+        metadata={"help": "viterbi: decode only label paths that the BIO/IOB2 or BIOES scheme "
+                  "of the label names allows (other label sets: every path is allowed)"},
+    )
+    marginal_scores: bool = field(
+        default=False,
+        metadata={"help": "P- lines carry log2 p(y_t = label | x), the CRF energy's marginal "
+                  "of each output label (under --constrain-labels: over allowed paths), "
+                  "instead of the emission scores"},
+    )
     tailor_steps: int = field(default=5, metadata={"help": "tailoring SGD steps per sentence"})
     tailor_lr: float = field(default=0.01, metadata={"help": "tailoring SGD step size"})
     seed: int = II("common.seed")
@@ -179,7 +190,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
         else:
             energy = self.energy_for(self.cfg.energy_path)
         return TaggingGenerator(model, energy.to(next(model.parameters()).device), self.labels,
-                                self.cfg)
+                                self.cfg, nbest=getattr(args, "nbest", 1))
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         return generator.generate(models, sample)

@@ -1,0 +1,23 @@
+"""scripts/bench_crf.py's contestants agree: our nll, marginals and Viterbi equal
+pytorch-crf's, torch-struct's and main's on the same potentials (full and ragged masks)."""
+
+import argparse
+import subprocess
+
+import pytest
+
+from scripts.bench_crf import check_agreement, contestants, load_before
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_contestants_agree_on_small_problems(ragged):
+    pytest.importorskip("torchcrf")
+    pytest.importorskip("torch_struct")
+    args = argparse.Namespace(batch=3, length=6, seed=0, struct=True, struct_max_gb=1.0)
+    try:
+        before = load_before("main")
+    except subprocess.CalledProcessError:  # a checkout without a main branch
+        before = None
+    tasks, (_, mask) = contestants(5, ragged, args, before)
+    assert {"ours", "torchcrf", "torchstruct"} <= set(tasks["nll"])
+    check_agreement(tasks, mask)  # raises AssertionError on any disagreement
