@@ -14,6 +14,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor
 
+from engine_plugin import hub
 from engine_plugin.crf import LinearChainCRF
 from engine_plugin.data.labels import LabelSpace
 from engine_plugin.modules.word_features import WordFeatures
@@ -137,6 +138,16 @@ class BLSTMCRFModel(BaseFairseqModel):
     def add_args(cls, parser):
         super().add_args(parser)
         add_negated_flags(parser)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", **kwargs):
+        """A :class:`~engine_plugin.hub.TaggerHubInterface` (``tag``, ``predict``) for the
+        checkpoint ``model_name_or_path/checkpoint_file`` and the binarised data directory
+        ``data_name_or_path`` (its dictionaries); ``kwargs`` override task options, e.g.
+        ``inference="gd"``."""
+        return hub.from_pretrained(cls, model_name_or_path, checkpoint_file,
+                                   data_name_or_path, **kwargs)
 
     @classmethod
     def build_model(cls, cfg, task):

@@ -28,6 +28,7 @@ import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor
 
+from engine_plugin import hub
 from engine_plugin.models.blstm_crf import (
     BLSTMEncoder,
     TaggerEncoderConfig,
@@ -86,6 +87,18 @@ class TaggerInfnet(BaseFairseqModel):
     def add_args(cls, parser):
         super().add_args(parser)
         add_negated_flags(parser)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", energy_path=None, inference="infnet", **kwargs):
+        """A :class:`~engine_plugin.hub.TaggerHubInterface` for the inference network in
+        ``model_name_or_path/checkpoint_file``, measured against the CRF checkpoint
+        ``energy_path``; ``inference`` is ``infnet``, ``tailored`` or ``warmstart``."""
+        if not energy_path:
+            raise ValueError("an inference network is decoded against its CRF energy: pass "
+                             "energy_path=CRF_CHECKPOINT")
+        return hub.from_pretrained(cls, model_name_or_path, checkpoint_file, data_name_or_path,
+                                   energy_path=energy_path, inference=inference, **kwargs)
 
     @classmethod
     def build_model(cls, cfg, task):
