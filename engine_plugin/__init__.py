@@ -7,7 +7,9 @@ criteria and scorers and makes stock checkpoints load under torch >= 2.6.
 from engine_plugin.compat import (
     patch_fairseq_batching,
     patch_fairseq_checkpoint_loading,
+    patch_fairseq_distributed,
     patch_fairseq_finetune_clock,
+    patch_fairseq_translation_scorers,
     patch_numpy_compat,
 )
 
@@ -15,6 +17,8 @@ patch_fairseq_checkpoint_loading()
 patch_fairseq_batching()
 patch_numpy_compat()
 patch_fairseq_finetune_clock()
+patch_fairseq_distributed()
+patch_fairseq_translation_scorers()
 
 from engine_plugin import criterions, models, scoring, tasks  # noqa: E402,F401
 from engine_plugin.criterions import crf_nll, energy_loss  # noqa: E402,F401

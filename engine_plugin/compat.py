@@ -2,12 +2,16 @@
 
 Checkpoints
 -----------
-torch 2.6 changed ``torch.load`` to ``weights_only=True`` by default. fairseq checkpoints are
-pickles that hold ``argparse.Namespace`` objects, omegaconf containers and numpy scalars, so
-every stock checkpoint then fails to load. fairseq reads checkpoints only through
-``fairseq.checkpoint_utils``; we give that module (and only it) a ``torch`` whose ``load``
-defaults to ``weights_only=False``, the behaviour fairseq was written for. Loading a checkpoint
-executes its pickle: load only checkpoints you trust, as with any fairseq checkpoint.
+torch 2.6 changed ``torch.load`` to ``weights_only=True`` by default, which rejects stock
+fairseq checkpoints (they hold ``argparse.Namespace`` objects and numpy values).
+``fairseq.checkpoint_utils`` (and only it) gets a ``torch`` whose ``load`` keeps
+``weights_only=True`` and allows exactly those globals (``engine_plugin/safe_load.py``);
+anything else is refused with an error naming the file, unless the user opts into full
+unpickling with ``ENGINE_PLUGIN_UNSAFE_LOAD=1``. Its copies of ``checkpoint_last.pt`` to
+``checkpoint_best.pt`` become atomic, and an unreadable ``checkpoint_last.pt`` makes the
+automatic resume fall back to the newest readable checkpoint
+(``engine_plugin/checkpoint_files.py``). A ``ValueError`` raised while a model is built from a
+checkpoint names the file (``engine_plugin/checkpoints.py``).
 
 numpy 2
 -------
@@ -29,6 +33,18 @@ multiple of ``--required-batch-size-multiple`` (default 8), so ``fairseq-generat
 validation silently skip up to 7 sentences of every split. We give the dropped sentences back
 as a final, smaller batch, as fairseq 0.12.2 did.
 
+Distributed training
+--------------------
+``torchrun --nproc-per-node N $(which fairseq-train) ...`` trains one job of N ranks on CPUs
+(gloo) as on GPUs; fairseq alone runs N separate single-rank jobs on CPUs
+(``engine_plugin/distributed.py``).
+
+Score lines
+-----------
+The stock ``bleu`` and ``sacrebleu`` scorers' line ends with the share of special symbols a
+NAT decoder wrote (``engine_plugin/translation_generator.py``), which the generator strips
+from the printed outputs.
+
 Fine-tuning clock
 -----------------
 ``--stop-time-hours`` compares against the trainer's cumulative training time, which
@@ -44,10 +60,15 @@ import time
 import types
 
 import numpy as np
-import torch
 from fairseq import checkpoint_utils
 from fairseq.data import data_utils
 from fairseq.trainer import Trainer
+
+from engine_plugin.checkpoint_files import atomic_copy, resume_from_readable
+from engine_plugin.checkpoints import naming_checkpoint_in_errors
+from engine_plugin.distributed import DeviceAwareDDP, launch_from_torchrun
+from engine_plugin.report import current_report
+from engine_plugin.safe_load import safe_torch_load
 
 
 class _ModuleWithOverrides(types.ModuleType):
@@ -63,11 +84,6 @@ class _ModuleWithOverrides(types.ModuleType):
         return getattr(self._module, name)
 
 
-def _trusted_torch_load(f, *args, **kwargs):
-    kwargs.setdefault("weights_only", False)
-    return torch.load(f, *args, **kwargs)
-
-
 def _override_global(module_name: str, global_name: str, **overrides):
     module = importlib.import_module(module_name)
     current = getattr(module, global_name)
@@ -76,8 +92,12 @@ def _override_global(module_name: str, global_name: str, **overrides):
 
 
 def patch_fairseq_checkpoint_loading():
-    """Makes ``fairseq.checkpoint_utils`` load stock checkpoints under torch >= 2.6."""
-    _override_global(checkpoint_utils.__name__, "torch", load=_trusted_torch_load)
+    """Makes ``fairseq.checkpoint_utils`` load stock checkpoints safely under torch >= 2.6,
+    copy them atomically and resume from a readable one."""
+    _override_global(checkpoint_utils.__name__, "torch", load=safe_torch_load)
+    _override_global(checkpoint_utils.__name__, "PathManager", copy=atomic_copy)
+    _wrap_once(checkpoint_utils, "load_checkpoint", resume_from_readable)
+    _wrap_once(checkpoint_utils, "load_model_ensemble_and_task", naming_checkpoint_in_errors)
 
 
 def patch_numpy_compat():
@@ -131,6 +151,35 @@ def _keep_last_batch(batch_by_size):
 def patch_fairseq_batching():
     """Makes ``fairseq.data.data_utils.batch_by_size`` keep every index."""
     _wrap_once(data_utils, "batch_by_size", _keep_last_batch)
+
+
+def patch_fairseq_distributed():
+    """Makes ``torchrun`` start one fairseq job of ``WORLD_SIZE`` ranks on CPUs as on GPUs
+    (``engine_plugin/distributed.py``)."""
+    from fairseq.distributed import utils as distributed_utils
+    from fairseq.models import distributed_fairseq_model
+
+    _wrap_once(distributed_utils, "call_main", launch_from_torchrun)
+    distributed_fairseq_model.DistributedDataParallel = DeviceAwareDDP
+
+
+def _with_symbol_shares(result_string):
+    @functools.wraps(result_string)
+    def wrapper(self, *args, **kwargs):
+        shares = current_report().symbol_summary()
+        result = result_string(self, *args, **kwargs)
+        return f"{result} | {shares}" if shares else result
+
+    return wrapper
+
+
+def patch_fairseq_translation_scorers():
+    """Appends the special-symbol shares of the NAT decode (``engine_plugin/report.py``) to
+    the score line of stock ``--scoring bleu`` and ``sacrebleu``."""
+    from fairseq.scoring import bleu
+
+    for scorer in (bleu.Scorer, bleu.SacrebleuScorer):
+        _wrap_once(scorer, "result_string", _with_symbol_shares)
 
 
 def _restart_clock_on_reset(load_checkpoint):

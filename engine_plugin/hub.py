@@ -93,5 +93,5 @@ class TaggerHubInterface(hub_utils.GeneratorHubInterface):
         if hasattr(model, "crf"):
             return model
         if self._energy is None:
-            self._energy = self.task.load_energy(self.task.cfg.energy_path).to(self.device)
+            self._energy = self.task.energy_for(self.task.cfg.energy_path).to(self.device)
         return self._energy.model

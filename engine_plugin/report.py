@@ -21,6 +21,8 @@ class InferenceReport:
 
     def __init__(self, method: str = ""):
         self.method = method
+        self.symbols = {}  # special symbol name -> output slots that held it
+        self.slots = 0
         self.sentences = 0
         self.relaxed = 0.0
         self.discrete = 0.0
@@ -57,6 +59,20 @@ class InferenceReport:
             self.exact_sentences += discrete.numel()
             self.search_error += float(error.clamp(min=0).sum())
             self.zero_error += int((error <= tolerance).sum())
+
+    def add_symbols(self, counts, slots: int):
+        """Adds the special symbols (``{name: count}``) found among ``slots`` output
+        positions that a NAT decoder filled."""
+        self.slots += slots
+        for name, count in counts.items():
+            self.symbols[name] = self.symbols.get(name, 0) + count
+
+    def symbol_summary(self) -> str:
+        """``special_pad=0.00% ...`` shares of the filled positions, "" before any."""
+        if not self.slots:
+            return ""
+        return " ".join(f"special_{name}={100.0 * count / self.slots:.2f}%"
+                        for name, count in self.symbols.items()) + f" slots={self.slots}"
 
     @contextmanager
     def timed(self):

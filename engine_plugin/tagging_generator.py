@@ -18,6 +18,7 @@ import torch
 
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.report import start_report
+from engine_plugin.solvers.checks import DivergedError
 from engine_plugin.solvers.gradient_descent import descend, initial_logits
 from engine_plugin.solvers.tailoring import tailor
 
@@ -59,7 +60,17 @@ class TaggingGenerator:
     def _gd(self, context, mask, init):
         cfg = self.cfg
         return descend(self.energy, context, mask, init, cfg.gd_steps, cfg.gd_lr,
-                       cfg.gd_momentum, self.relaxation)[-1]
+                       cfg.gd_momentum, self.relaxation, solver=self.inference)[-1]
+
+    def _tailor_one(self, net_input, i, length):
+        """Tailored logits (1, length, L) of sentence ``i`` of the batch."""
+        try:
+            logits = tailor(self.model, self.energy, _one(net_input, i), self.cfg.tailor_steps,
+                            self.cfg.tailor_lr, self.relaxation)
+        except DivergedError as error:
+            error.rows = [i]
+            raise
+        return _pad_to(logits, length)
 
     def _gd_oracle(self, context, mask, gold):
         """Per sentence, the labelling of the best (steps, rate) pair by accuracy, then energy."""
@@ -91,11 +102,8 @@ class TaggingGenerator:
         if method == "infnet":
             return None, self.model(**net_input), None
         if method == "tailored":
-            logits = torch.cat([
-                _pad_to(tailor(self.model, self.energy, _one(net_input, i), cfg.tailor_steps,
-                               cfg.tailor_lr, self.relaxation), mask.shape[1])
-                for i in range(mask.shape[0])
-            ])
+            logits = torch.cat([self._tailor_one(net_input, i, mask.shape[1])
+                                for i in range(mask.shape[0])])
             return None, logits, None
         context = self.energy.condition(net_input)
         if method == "viterbi":
@@ -118,7 +126,10 @@ class TaggingGenerator:
         net_input = sample["net_input"]
         mask = net_input["src_tokens"].ne(self.labels.dict.pad())
         with self.report.timed():
-            labels, logits, context = self._solve(sample, mask)
+            try:
+                labels, logits, context = self._solve(sample, mask)
+            except DivergedError as error:
+                raise error.named(sample["id"].tolist()) from None
             if labels is None:
                 labels = logits.argmax(-1)
         if context is None:

@@ -10,6 +10,9 @@ log-probability under the NAT model itself. ENGINE (§4.5) does the same; this m
   meant to do this but does not run on fairseq 0.12 (it reads encoder outputs as a named
   tuple) and would feed the teacher NAT-layout sources with a BOS it never saw.
 - ``--oracle-length``: decode with the reference length (the paper's "oracle lengths").
+- in every decode, the share of filled positions whose argmax is a special symbol
+  (``<pad>``, ``<unk>``, ``<s>``, an early ``</s>``): the stock generator strips them from
+  the output, so they would show only as shorter outputs. It is appended to the score line.
 
 Layout: a NAT hypothesis is ``[bos y_1 .. y_n eos]``; the teacher scores ``y`` followed by
 EOS (:meth:`TranslationEnergy.frame_tokens`), its source without the NAT BOS.
@@ -23,6 +26,7 @@ from fairseq.iterative_refinement_generator import IterativeRefinementGenerator
 from torch import Tensor
 
 from engine_plugin.energies.translation import TranslationEnergy
+from engine_plugin.report import start_report
 
 
 def strip_nat_boundaries(tokens: Tensor, pad: int) -> Tuple[Tensor, Tensor]:
@@ -63,6 +67,31 @@ class _OracleLength:
                               output_scores=start.output_scores.new_zeros(tokens.shape))
 
 
+class _CountingSymbols:
+    """A NAT model whose decoder steps also count the special symbols they write.
+
+    At each ``forward_decoder`` call the positions that hold ``<unk>`` (the masked slots of
+    ``[bos y eos]``) are filled by the model; the count is over those positions.
+    """
+
+    def __init__(self, model, report):
+        self._model = model
+        self._report = report
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def forward_decoder(self, decoder_out, encoder_out, **kwargs):
+        model = self._model
+        slots = decoder_out.output_tokens.eq(model.unk)
+        out = model.forward_decoder(decoder_out, encoder_out, **kwargs)
+        written = out.output_tokens[slots]
+        names = {"pad": model.pad, "unk": model.unk, "bos": model.bos, "early_eos": model.eos}
+        self._report.add_symbols({n: int(written.eq(i).sum()) for n, i in names.items()},
+                                 int(slots.sum()))
+        return out
+
+
 class LengthSelectingGenerator(IterativeRefinementGenerator):
     """fairseq's iterative refinement with oracle lengths and/or energy length selection.
 
@@ -77,6 +106,7 @@ class LengthSelectingGenerator(IterativeRefinementGenerator):
 
     energy: Optional[TranslationEnergy] = None
     oracle_length: bool = False
+    report = None
 
     @classmethod
     def extending(
@@ -115,6 +145,7 @@ class LengthSelectingGenerator(IterativeRefinementGenerator):
         selecting.energy = energy
         selecting.oracle_length = oracle_length
         selecting.reranking = energy is not None
+        selecting.report = start_report("nat")
         return selecting
 
     @torch.no_grad()
@@ -124,6 +155,7 @@ class LengthSelectingGenerator(IterativeRefinementGenerator):
                 raise ValueError("--oracle-length decodes with the reference lengths; this "
                                  "batch has no target")
             models = [_OracleLength(models[0], sample["target"]), *models[1:]]
+        models = [_CountingSymbols(models[0], self.report), *models[1:]]
         if self.energy is not None:
             models = [*models, self.energy.model]
         return super().generate(models, sample, prefix_tokens, constraints)

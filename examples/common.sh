@@ -8,6 +8,21 @@ fi
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 cd "$ROOT"
 
+# DEVICE=cpu|gpu|auto (default auto: the GPU when nvidia-smi finds one). DEVICE_FLAGS holds
+# the fairseq options that choose it: --cpu on the CPU; on a GPU none, plus GPU_FLAGS
+# (e.g. GPU_FLAGS=--fp16).
+DEVICE=${DEVICE:-auto}
+if [ "$DEVICE" = auto ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then DEVICE=gpu
+  else DEVICE=cpu; fi
+fi
+case "$DEVICE" in
+  cpu) DEVICE_FLAGS=(--cpu) ;;
+  gpu) read -r -a DEVICE_FLAGS <<< "${GPU_FLAGS:-}" ;;
+  *) echo "DEVICE must be cpu, gpu or auto, not '$DEVICE'" >&2; exit 2 ;;
+esac
+export DEVICE
+
 # binarize RAW BIN: fairseq-preprocess of RAW/{train,valid,test}.{words,tags}; the word
 # dictionary also spells dev/test words (count 0), see scripts/make_word_dict.py.
 binarize() {
@@ -29,14 +44,14 @@ train_crf() {
     --arch "$arch" --criterion crf_nll --optimizer adam --clip-norm 5 \
     --best-checkpoint-metric acc --maximize-best-checkpoint-metric \
     --no-epoch-checkpoints --no-last-checkpoints --save-dir "$save" \
-    --log-format simple --log-interval 50 --cpu "$@"
+    --log-format simple --log-interval 50 "${DEVICE_FLAGS[@]}" "$@"
 }
 
 # decode BIN CKPT SCORING [extra]: prints the final score line of fairseq-generate
 decode() {
   local bin=$1 ckpt=$2 scoring=$3; shift 3
   fairseq-generate "$bin" --user-dir engine_plugin --task sequence_labeling \
-    --path "$ckpt" --gen-subset test --scoring "$scoring" --batch-size 64 --cpu "$@" \
+    --path "$ckpt" --gen-subset test --scoring "$scoring" --batch-size 64 "${DEVICE_FLAGS[@]}" "$@" \
     | tail -n 1
 }
 

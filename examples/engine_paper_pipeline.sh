@@ -66,13 +66,13 @@ if [ -n "${SMOKE:-}" ]; then
   AR_LEN=(--max-len-a 1 --max-len-b 5) DISTILL_BEAM=1
 fi
 FP16=()
-[ "${DEVICE[*]}" = "--cpu" ] || FP16=(--fp16)  # CE training in half precision on a GPU
+[ "$DEVICE" = cpu ] || FP16=(--fp16)  # CE training in half precision on a GPU
 
 BIN=$WORK/bin
 TEACHER=$WORK/teacher/checkpoint_best.pt
 LSTM_TEACHER=''
 [ "$BILSTM" = 1 ] && LSTM_TEACHER=$WORK/teacher_lstm/checkpoint_best.pt
-COMMON=(--user-dir engine_plugin "${DEVICE[@]}" --seed "$SEED" --no-epoch-checkpoints
+COMMON=(--user-dir engine_plugin "${DEVICE_FLAGS[@]}" --seed "$SEED" --no-epoch-checkpoints
   --log-format simple --log-interval 100 --skip-invalid-size-inputs-valid-test)
 NAT=(--share-all-embeddings --encoder-learned-pos --decoder-learned-pos --apply-bert-init
   --max-source-positions 1024 --max-target-positions 1024 "${SMALL[@]}")
@@ -241,7 +241,7 @@ operator_cell() {
 engine_pipeline() {
   SEGMENT=()
   if [ -n "${BPE_CODES:-}" ]; then SEGMENT=(--bpe-codes "$BPE_CODES"); else SKIP_ENERGY=1; fi
-  echo "== ENGINE $SRC-$TGT: text $TEXT, work $WORK, device ${DEVICE[*]:-gpu}${SMOKE:+, SMOKE run}"
+  echo "== ENGINE $SRC-$TGT: text $TEXT, work $WORK, device $DEVICE${SMOKE:+, SMOKE run}"
   stage binarize binarize
   stage teacher teacher
   [ "$BILSTM" = 1 ] && stage teacher_lstm teacher_lstm

@@ -12,15 +12,8 @@
 #                               (SKIP_ENERGY=1: rows without energies)
 #   DEV_BLEU                    fairseq-train options that keep the checkpoint of best dev BLEU
 #                               (one-iteration decoding, BPE removed; translation_energy task)
-# DEVICE holds --cpu unless nvidia-smi finds a GPU; set GPU_FLAGS (e.g. "--fp16") to add
-# flags on a GPU.
+# DEVICE=cpu|gpu|auto and GPU_FLAGS (e.g. "--fp16") choose the device (see common.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-  read -r -a DEVICE <<< "${GPU_FLAGS:-}"
-else
-  DEVICE=(--cpu)
-fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$WORK/logs" "$WORK/gen" "$WORK/.done"
 RESULTS=$WORK/results.tsv
@@ -70,9 +63,9 @@ ar_generate() {
   local out=$1 bin=$2 ckpt=$3 subset=$4
   shift 4
   GEN_CMD="fairseq-generate $bin --user-dir engine_plugin --task translation --path $ckpt \
---gen-subset $subset --batch-size ${GEN_BATCH:-128} ${DEVICE[*]} $*"
+--gen-subset $subset --batch-size ${GEN_BATCH:-128} ${DEVICE_FLAGS[*]} $*"
   logged "$out" fairseq-generate "$bin" --user-dir engine_plugin --task translation \
-    --path "$ckpt" --gen-subset "$subset" --batch-size "${GEN_BATCH:-128}" "${DEVICE[@]}" "$@"
+    --path "$ckpt" --gen-subset "$subset" --batch-size "${GEN_BATCH:-128}" "${DEVICE_FLAGS[@]}" "$@"
 }
 
 # nat_generate OUT BIN CKPT SUBSET [args]: stock fairseq-generate with the translation_energy
@@ -82,7 +75,7 @@ nat_generate() {
   shift 4
   local args=(--user-dir engine_plugin --task translation_energy --path "$ckpt"
     --gen-subset "$subset" --iter-decode-eos-penalty 0 --beam 1 --remove-bpe
-    --scoring sacrebleu --batch-size "${GEN_BATCH:-128}" "${DEVICE[@]}" "$@")
+    --scoring sacrebleu --batch-size "${GEN_BATCH:-128}" "${DEVICE_FLAGS[@]}" "$@")
   GEN_CMD="fairseq-generate $bin ${args[*]}"
   logged "$out" fairseq-generate "$bin" "${args[@]}"
 }

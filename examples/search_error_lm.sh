@@ -79,7 +79,7 @@ logged() {
 }
 # one sentence per sample, positions beyond any sentence (see the notes above)
 LM_DATA_ARGS=(--task language_modeling --sample-break-mode complete --tokens-per-sample 1
-              --max-target-positions 100000 --user-dir engine_plugin --cpu)
+              --max-target-positions 100000 --user-dir engine_plugin "${DEVICE_FLAGS[@]}")
 
 # lm NAME EXT THRESHOLD: binarise RAW/*.EXT, train an LM on train, score test -> WORK/NAME_ppl.tsv
 lm() {
@@ -120,7 +120,7 @@ decode_test() {
   say "decoding test with $method"
   fairseq-generate "$BIN" --user-dir engine_plugin --task sequence_labeling --path "$ckpt" \
     --gen-subset test --inference "$method" --scoring tag_accuracy --batch-size "$DECODE_BATCH" \
-    --seed "$SEED" --cpu "$@" > "$WORK/generate.$method.txt" 2> "$LOGS/generate.$method.log" \
+    --seed "$SEED" "${DEVICE_FLAGS[@]}" "$@" > "$WORK/generate.$method.txt" 2> "$LOGS/generate.$method.log" \
     || { tail -n 30 "$LOGS/generate.$method.log" >&2; exit 1; }
   tail -n 1 "$WORK/generate.$method.txt"
 }

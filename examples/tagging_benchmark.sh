@@ -129,7 +129,7 @@ train_tagger() {
     --max-epoch "$EPOCHS" --hidden-size "$HIDDEN" --seed "$SEED"
     --best-checkpoint-metric acc --maximize-best-checkpoint-metric
     --no-epoch-checkpoints --no-last-checkpoints --save-dir "$save"
-    --log-format simple --log-interval 50 --cpu)
+    --log-format simple --log-interval 50 "${DEVICE_FLAGS[@]}")
   if [ "$weight" = 0 ]; then
     cmd+=(--ce-weight 1)
   else
@@ -167,7 +167,7 @@ decode_row() {
   shift 7
   local cmd=(fairseq-generate "$BIN" --user-dir engine_plugin --task sequence_labeling
     --path "$ckpt" --gen-subset "$split" --scoring "$SCORING" --batch-size "$batch"
-    --seed "$SEED" --cpu "$@")
+    --seed "$SEED" "${DEVICE_FLAGS[@]}" "$@")
   local cmdline train_cmd="" log
   cmdline=$(quoted "${cmd[@]}")
   LAST_CMDLINE=$cmdline

@@ -30,6 +30,10 @@ import time
 import warnings
 
 import torch
+from fairseq import utils
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.device import fairseq_device_flags, synchronize, use_gpu  # noqa: E402
 
 PLUGIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine_plugin")
 
@@ -96,7 +100,8 @@ def main(argv=None) -> None:
             "--decoder-ffn-embed-dim", str(args.ffn), "--encoder-attention-heads",
             str(args.heads), "--decoder-attention-heads", str(args.heads),
             "--share-all-embeddings", "--encoder-learned-pos", "--decoder-learned-pos",
-            "--apply-bert-init", "--dropout", "0.1", "--seed", str(args.seed), "--cpu"]
+            "--apply-bert-init", "--dropout", "0.1", "--seed", str(args.seed),
+            *fairseq_device_flags()]
     methods = {
         "CMLM cross-entropy (nat_loss)": build(args.data, arch, [
             "--task", "translation_lev", "--criterion", "nat_loss", "--noise", "random_mask",
@@ -110,19 +115,23 @@ def main(argv=None) -> None:
     names = list(methods)
     reference_state = methods[names[0]][1].state_dict()
     optimizers = {}
+    device = torch.device("cuda" if use_gpu() else "cpu")
     for name, (task, model, criterion) in methods.items():
         model.load_state_dict(reference_state)  # same size, same initial weights
-        model.train()
+        model.to(device).train()
         optimizers[name] = torch.optim.Adam(model.parameters(), lr=1e-5)
-    samples = batches(methods[names[0]][0], args.max_tokens, args.batches, args.seed)
+    samples = [utils.move_to_cuda(s) if use_gpu() else s
+               for s in batches(methods[names[0]][0], args.max_tokens, args.batches, args.seed)]
 
     def step(name, sample, update):
         task, model, criterion = methods[name]
         optimizer = optimizers[name]
+        synchronize()
         start = time.perf_counter()
         task.train_step(sample, model, criterion, _Backward(), update)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        synchronize()
         return time.perf_counter() - start
 
     for i in range(args.warmup):
@@ -142,7 +151,7 @@ def main(argv=None) -> None:
     ntokens = sum(s["ntokens"] for s in samples)
     print(f"Training steps on {len(samples)} batches of <= {args.max_tokens} tokens "
           f"({ntokens} target tokens), {args.layers}-layer {args.dim}-d NAT transformer, "
-          f"{args.threads} thread(s), CPU; {args.warmup} warm-up steps, median of "
+          f"{args.threads} thread(s), {'GPU' if use_gpu() else 'CPU'}; {args.warmup} warm-up steps, median of "
           f"{args.repeats} x {len(samples)} timed steps\n")
     print("| step | ms / step | target tokens / s | relative time |")
     print("|---|---:|---:|---:|")

@@ -26,6 +26,7 @@ import time
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.device import fairseq_device_flags  # noqa: E402
 from scripts.tagging_results import parse_score_line  # noqa: E402
 
 
@@ -33,7 +34,8 @@ def generate_command(bin_dir: str, checkpoint: str, split: str, batch_size: int,
                      extra: List[str]) -> List[str]:
     return [sys.executable, "-m", "fairseq_cli.generate", bin_dir, "--user-dir", "engine_plugin",
             "--task", "sequence_labeling", "--path", checkpoint, "--gen-subset", split,
-            "--scoring", "tag_accuracy", "--batch-size", str(batch_size), "--cpu", *extra]
+            "--scoring", "tag_accuracy", "--batch-size", str(batch_size),
+            *fairseq_device_flags(), *extra]
 
 
 def sentences_per_second(cmd: List[str], env: Dict[str, str]) -> float:

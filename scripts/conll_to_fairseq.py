@@ -443,8 +443,44 @@ def truncate_labels(splits: Dict[str, List[List[str]]], k: int, train: str = TRA
 # --------------------------------------------------------------------------- conversion
 
 
+def _output_names(splits: Dict[str, List[str]]) -> List[str]:
+    return [f"{name}.{side}" for name in splits for side in ("words", "tags")] + ["labels.txt"]
+
+
+def _earlier_outputs(out_dir: str) -> List[str]:
+    """Names in ``out_dir`` that look like an earlier run's outputs."""
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(n for n in os.listdir(out_dir)
+                  if n == "labels.txt" or n.endswith((".words", ".tags")))
+
+
+def check_output_dir(splits: Dict[str, List[str]], out_dir: str, force: bool) -> List[str]:
+    """Refuses outputs that would overwrite an input, and (unless ``force``) an ``out_dir``
+    holding an earlier run's outputs. Returns the earlier outputs this run would not rewrite
+    (stale splits, removed after a forced run has written its own)."""
+    outputs = {os.path.realpath(os.path.join(out_dir, n)): n for n in _output_names(splits)}
+    for files in splits.values():
+        for path in files:
+            if os.path.realpath(path) in outputs:
+                raise ValueError(
+                    f"input {path} is also the output {outputs[os.path.realpath(path)]} of "
+                    f"--out-dir {out_dir}: choose another --out-dir (nothing was written)")
+    earlier = _earlier_outputs(out_dir)
+    if earlier and not force:
+        raise ValueError(
+            f"--out-dir {out_dir} already holds converted data ({', '.join(earlier)}): "
+            "choose a new directory, or pass --force to replace it (nothing was written)")
+    return [n for n in earlier if n not in set(outputs.values())]
+
+
 def _write_atomically(out_dir: str, contents: Dict[str, Iterable[str]]) -> None:
-    """Write every ``name -> lines`` to a temp file in ``out_dir``, then rename all."""
+    """Write every ``name -> lines`` to a temp file in ``out_dir``, then rename all.
+
+    The files get the permissions of any new file (0666 less the umask), not mkstemp's 0600.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
     temps: Dict[str, str] = {}
     try:
         for name, lines in contents.items():
@@ -453,6 +489,7 @@ def _write_atomically(out_dir: str, contents: Dict[str, Iterable[str]]) -> None:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 for line in lines:
                     f.write(line)
+            os.chmod(tmp, 0o666 & ~umask)
         for name, tmp in temps.items():
             os.replace(tmp, os.path.join(out_dir, name))
     finally:
@@ -463,11 +500,14 @@ def _write_atomically(out_dir: str, contents: Dict[str, Iterable[str]]) -> None:
 
 def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optional[str] = None,
             bioes: bool = False, top_k: Optional[int] = None, lowercase: bool = False,
-            escape_ws: bool = False, log: Optional[TextIO] = None) -> Dict[str, dict]:
+            escape_ws: bool = False, log: Optional[TextIO] = None,
+            force: bool = False) -> Dict[str, dict]:
     """Read every split's files, transform labels, and write ``OUT/{split}.words|tags``.
 
     ``splits`` maps split name -> list of input files (concatenated in that order); it
-    must contain ``train``. Nothing is written if any input fails. Returns per-split
+    must contain ``train``. Nothing is written if any input fails, if an input is also an
+    output, or if ``out_dir`` holds earlier outputs and ``force`` is False (with ``force``
+    the earlier splits this run does not rewrite are removed). Returns per-split
     statistics (``sentences``, ``tokens``, ``labels``, ``unk_tokens``, ``unseen_tokens``,
     ``escaped_words``) and ``"_labels"``: the train label counts written to labels.txt.
     """
@@ -481,6 +521,7 @@ def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optiona
             raise ValueError(f"split {name!r} has no files")
     if top_k is not None and top_k < 1:
         raise ValueError(f"--top-k-labels must be >= 1, got {top_k}")
+    stale = check_output_dir(splits, out_dir, force)
 
     data: Dict[str, List[Sentence]] = {}
     escaped: Dict[str, int] = {}
@@ -541,6 +582,8 @@ def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optiona
         contents[f"{name}.tags"] = (" ".join(s.labels) + "\n" for s in sents)
     contents["labels.txt"] = (f"{lab} {c}\n" for lab, c in _by_frequency(train_counts))
     _write_atomically(out_dir, contents)
+    for name in stale:
+        os.remove(os.path.join(out_dir, name))
 
     p = "[conll_to_fairseq]"
     what = fmt + (f" field={field or DEFAULT_CONLLU_FIELD}" if fmt == "conllu" else "")
@@ -630,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a split and its input file(s), concatenated in order; repeat for each "
                          "split (train is required), e.g. --split train=a,b --split valid=c")
     ap.add_argument("--out-dir", required=True, help="output directory (created if missing)")
+    ap.add_argument("--force", action="store_true",
+                    help="replace the outputs of an earlier run in --out-dir (its other "
+                         "splits are removed)")
     return ap
 
 
@@ -646,7 +692,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         convert(splits, args.format, args.out_dir, field=args.field, bioes=args.bioes,
                 top_k=args.top_k_labels, lowercase=args.lowercase,
-                escape_ws=args.escape_whitespace)
+                escape_ws=args.escape_whitespace, force=args.force)
     except (ValueError, OSError) as e:  # ConllFormatError is a ValueError
         print(f"conll_to_fairseq.py: error: {e}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import engine_plugin  # noqa: F401  (loads stock checkpoints under torch >= 2.6)
 from engine_plugin.models.blstm_crf import BLSTMCRFModel
 from fairseq import checkpoint_utils
 from fairseq.models import ARCH_MODEL_REGISTRY
+from omegaconf import OmegaConf
 
 # options of the energy's encoder that the inference network has to share
 SHAPE_OPTIONS = ("embed_dim", "char_filters", "char_dim", "hidden_size", "layers")
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
         return 2
     state["model"] = infnet_state(state["model"])
     state["last_optimizer_state"] = None  # the energy's optimiser does not fit the infnet
+    # a plain container, as fairseq's trainer saves it (a DictConfig would need unsafe loading)
+    state["cfg"] = OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True)
     tmp = args.out + ".tmp"
     torch.save(state, tmp)
     os.replace(tmp, args.out)

@@ -24,6 +24,7 @@ import torch
 
 import engine_plugin  # noqa: F401  (loads stock checkpoints under torch >= 2.6)
 from fairseq import checkpoint_utils, options, tasks
+from omegaconf import OmegaConf
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 
@@ -86,7 +87,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     copied = len(student) - len(kept)
-    state.update(model=student, cfg=cfg, last_optimizer_state=None)
+    # a plain container, as fairseq's trainer saves it (a DictConfig would need unsafe loading)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    state.update(model=student, cfg=config, last_optimizer_state=None)
     tmp = args.out + ".tmp"
     checkpoint_utils.torch_persistent_save(state, tmp)
     os.replace(tmp, args.out)

@@ -388,3 +388,51 @@ def test_real_twitter_pos(tmp_path):
         assert len(w) == stats[split]["sentences"] == len(t)
         # fairseq's tokenizer splits on \s+, so check alignment the way fairseq will see it
         assert [len(x.split()) for x in w] == [len(x.split()) for x in t]
+
+
+# --------------------------------------------------------- nothing lost: refusals and --force
+def _snapshot(paths):
+    return {str(p): (open(p, "rb").read(), os.stat(p).st_mode) for p in paths}
+
+
+def test_cli_refuses_an_output_dir_with_earlier_outputs_unless_forced(tmp_path):
+    train = _write(tmp_path, "train.txt", "a\tN\nb\tV\n\n")
+    dev = _write(tmp_path, "dev.txt", "c\tN\n\n")
+    out = tmp_path / "out"
+    assert _run("--format", "twitter", "--split", f"train={train}", "--split",
+                f"valid={dev}", "--split", f"extra={dev}", "--out-dir", out).returncode == 0
+    earlier = _snapshot(sorted(out.iterdir()))
+    proc = _run("--format", "twitter", "--split", f"train={train}", "--out-dir", out)
+    assert proc.returncode == 2 and "already holds converted data" in proc.stderr
+    assert "--force" in proc.stderr
+    assert _snapshot(sorted(out.iterdir())) == earlier  # nothing touched
+    forced = _run("--format", "twitter", "--split", f"train={train}", "--split",
+                  f"valid={dev}", "--out-dir", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    # the stale split of the earlier run is gone, the rewritten ones are there
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels.txt", "train.tags", "train.words", "valid.tags", "valid.words"]
+
+
+def test_cli_refuses_an_input_that_is_also_an_output(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    train = _write(out, "train.words", "a\tN\nb\tV\n\n")  # an input named like an output
+    before = _snapshot([train])
+    for extra in ([], ["--force"]):
+        proc = _run("--format", "twitter", "--split", f"train={train}", "--out-dir", out, *extra)
+        assert proc.returncode == 2 and "is also the output train.words" in proc.stderr
+        assert _snapshot([train]) == before
+    assert sorted(p.name for p in out.iterdir()) == ["train.words"]
+
+
+def test_outputs_get_the_umask_permissions(tmp_path):
+    train = _write(tmp_path, "train.txt", "a\tN\n\n")
+    old = os.umask(0o022)
+    try:
+        c2f.convert({"train": [str(train)]}, "twitter", str(tmp_path / "out"),
+                    log=open(os.devnull, "w"))
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "out").iterdir():
+        assert os.stat(path).st_mode & 0o777 == 0o644, path

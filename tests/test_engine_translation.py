@@ -337,6 +337,11 @@ def test_generate_decodes_every_test_sentence(infnets):
     for key, text in outputs.items():
         hypos = _hypotheses(text)
         assert sorted(hypos) == list(range(24)), key
+        # the score line ends with the special symbols among the positions the NAT filled
+        shares = dict(f.split("=") for f in text.strip().splitlines()[-1].split(" | ")[-1].split())
+        assert set(shares) == {"special_pad", "special_unk", "special_bos",
+                               "special_early_eos", "slots"}, key
+        assert int(shares["slots"]) >= sum(n - 2 for _, n in hypos.values()), key
         assert all(np.isfinite(score) for score, _ in hypos.values()), key
         if key[1] == "oracle":
             assert all(hypos[i][1] == len(references[i]) + 2 for i in hypos), key

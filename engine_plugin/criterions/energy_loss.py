@@ -51,6 +51,12 @@ class EnergyLossConfig(FairseqDataclass):
     o2: OPERATOR_CHOICES = field(
         default="sx", metadata={"help": "relaxation of the energy's outputs (ENGINE's O2)"}
     )
+    normalize_by: ChoiceEnum(["sentences", "tokens"]) = field(
+        default="sentences",
+        metadata={"help": "divide the summed loss by the number of sentences (default) or of "
+                          "output tokens (the ENGINE authors' released code) before each "
+                          "update; logged values stay per sentence"},
+    )
 
 
 @register_criterion("energy_loss", dataclass=EnergyLossConfig)
@@ -64,7 +70,7 @@ class EnergyLossCriterion(FairseqCriterion):
             )
         self.cfg = cfg
         if cfg.energy_path:
-            self.energy = task.load_energy(cfg.energy_path)
+            self.energy = task.energy_for(cfg.energy_path)
         elif cfg.energy_weight != 0:
             raise ValueError("--criterion energy_loss needs --energy-path (or --energy-weight 0)")
         else:
@@ -87,7 +93,7 @@ class EnergyLossCriterion(FairseqCriterion):
             "ce": ce.data,
             "ntokens": int(mask.sum()),
             "nsentences": sample["nsentences"],
-            "sample_size": sample["nsentences"],
+            "sample_size": self.sample_size(sample["nsentences"], mask),
             "n_correct": int(((out.logits.argmax(-1) == gold) & mask).sum()),
         }
         for name, value in out.extra_losses.items():
@@ -106,11 +112,16 @@ class EnergyLossCriterion(FairseqCriterion):
             log["energy"] = relaxed.data
             log["energy_discrete"] = discrete.sum().data
         log["loss"] = loss.data
-        return loss, sample["nsentences"], log
+        return loss, log["sample_size"], log
+
+    def sample_size(self, sentences: int, mask) -> int:
+        """What fairseq divides the summed loss by: sentences, or real output tokens of
+        ``mask`` (B, T)."""
+        return int(mask.sum()) if self.cfg.normalize_by == "tokens" else sentences
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        sentences = sum(log.get("sample_size", 0) for log in logging_outputs)
+        sentences = sum(log.get("nsentences", 0) for log in logging_outputs)
         tokens = sum(log.get("ntokens", 0) for log in logging_outputs)
         keys = {k for log in logging_outputs for k in log} - {
             "sample_size", "ntokens", "nsentences", "n_correct"}

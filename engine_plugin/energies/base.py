@@ -49,6 +49,10 @@ class StructuredEnergy(ABC):
         has no exact solver (search error is then not defined)."""
         return None
 
+    def weights_digest(self) -> str:
+        """A short digest of the frozen model's weights (tells two energies apart)."""
+        raise NotImplementedError
+
     def to(self, device) -> "StructuredEnergy":
         """Moves the frozen model; returns self."""
         return self

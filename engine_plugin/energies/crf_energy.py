@@ -5,8 +5,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from engine_plugin.checkpoints import freeze, load_frozen_model
+from engine_plugin.checkpoints import freeze, load_frozen_model, weights_digest
 from engine_plugin.energies.base import StructuredEnergy
+from engine_plugin.models.blstm_crf import BLSTMCRFModel
 from engine_plugin.relaxations import relax
 
 
@@ -26,14 +27,20 @@ class CRFEnergy(StructuredEnergy):
 
     @classmethod
     def from_checkpoint(cls, path: str, task) -> "CRFEnergy":
-        """Loads a ``blstm_crf`` checkpoint for ``task``; its dictionaries must match the task's."""
-        model, _, _ = load_frozen_model(path, task=task)
-        if not hasattr(model, "crf"):
-            raise ValueError(
-                f"{path} holds a {type(model).__name__}, not a CRF energy: pass the "
-                "checkpoint of a blstm_crf/blstm_crf_plus model as --energy-path"
-            )
+        """Loads a ``blstm_crf`` checkpoint for ``task``; its dictionaries must match the task's.
+
+        Raises:
+            ValueError: ``path`` is not a checkpoint of a ``blstm_crf`` energy, or it was
+                trained with other dictionaries; the message names ``path``.
+        """
+        model, _, _ = load_frozen_model(
+            path, task=task, accepts=lambda model_class: issubclass(model_class, BLSTMCRFModel),
+            needed="a CRF energy: pass the checkpoint of a blstm_crf/blstm_crf_plus model "
+                   "as --energy-path")
         return cls(model)
+
+    def weights_digest(self) -> str:
+        return weights_digest(self.model)
 
     @property
     def num_labels(self) -> int:

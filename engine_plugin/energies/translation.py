@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from engine_plugin.checkpoints import freeze, load_frozen_model
+from engine_plugin.checkpoints import freeze, load_frozen_model, weights_digest
 from engine_plugin.crf import check_mask
 from engine_plugin.energies.base import StructuredEnergy
 from engine_plugin.relaxations import relax
@@ -93,8 +93,14 @@ class TranslationEnergy(StructuredEnergy):
     def from_checkpoint(cls, path: str, task=None, arg_overrides=None) -> "TranslationEnergy":
         """Loads a stock fairseq checkpoint; arguments as for
         :func:`engine_plugin.checkpoints.load_frozen_model`."""
-        model, _, task = load_frozen_model(path, task=task, arg_overrides=arg_overrides)
+        model, _, task = load_frozen_model(
+            path, task=task, arg_overrides=arg_overrides, accepts=_is_autoregressive,
+            needed="an autoregressive translation model (transformer or lstm families) as "
+                   "the teacher energy")
         return cls(model, task.source_dictionary, task.target_dictionary)
+
+    def weights_digest(self) -> str:
+        return weights_digest(self.model)
 
     @property
     def vocab_size(self) -> int:
@@ -429,3 +435,12 @@ class TranslationEnergy(StructuredEnergy):
 
 def _specials(dictionary) -> Tuple[int, int, int, int]:
     return dictionary.pad(), dictionary.eos(), dictionary.unk(), dictionary.bos()
+
+
+def _is_autoregressive(model_class: type) -> bool:
+    """True for stock encoder-decoder translation models, False for NAT ones."""
+    from fairseq.models import FairseqEncoderDecoderModel
+    from fairseq.models.nat import FairseqNATModel
+
+    return issubclass(model_class, FairseqEncoderDecoderModel) and not issubclass(
+        model_class, FairseqNATModel)

@@ -95,6 +95,21 @@ def check_dictionaries(cfg, task):
         )
 
 
+def require_tagging_model(cfg):
+    """Raises ``ValueError`` unless the model config ``cfg`` is one of a tagging model (the
+    CRF energy or a tagging infnet), e.g. when a translation checkpoint is passed instead."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
+    model_class = ARCH_MODEL_REGISTRY.get(arch)
+    config_class = getattr(model_class, "__dataclass", None)
+    if config_class is None or not issubclass(config_class, TaggerEncoderConfig):
+        raise ValueError(
+            f"the checkpoint holds a {arch} model, but --task sequence_labeling needs a "
+            "blstm_crf energy or a tagger_* inference network"
+        )
+
+
 class BLSTMEncoder(nn.Module):
     """Word features -> BLSTM states ``(B, T, 2H)``, with dropout before and after."""
 

@@ -6,11 +6,14 @@ import torch
 from torch import Tensor
 
 from engine_plugin.energies.base import StructuredEnergy
+from engine_plugin.solvers.checks import check_finite
+
+DIVERGED_HINT = "Lower the step size (--gd-lr) or the number of steps (--gd-steps)."
 
 
 def descend(energy: StructuredEnergy, context, mask: Tensor, init_logits: Tensor, steps: int,
             lr: float, momentum: float = 0.9, relaxation: str = "sx",
-            snapshot_steps: Iterable[int] = ()) -> List[Tensor]:
+            snapshot_steps: Iterable[int] = (), solver: str = "gd") -> List[Tensor]:
     """Momentum gradient descent on the logits ``z`` of relaxed outputs.
 
     Each sentence's energy depends only on its own logits, so descending the batch sum moves
@@ -26,9 +29,13 @@ def descend(energy: StructuredEnergy, context, mask: Tensor, init_logits: Tensor
         momentum: heavy-ball coefficient μ: ``v ← μ v + ∇E``, ``z ← z − η v``.
         relaxation: operator that maps z to the scored distribution (the paper: softmax).
         snapshot_steps: step counts (≤ steps, 0 = the start) at which to also return z.
+        solver: the method named if the descent diverges.
 
     Returns:
         ``[z at each snapshot step (in the given order)..., final z]``, each (B, T, V).
+
+    Raises:
+        DivergedError: logits or energies stopped being finite (``lr`` far too large).
     """
     wanted = list(snapshot_steps)
     snapshots = {}
@@ -40,11 +47,13 @@ def descend(energy: StructuredEnergy, context, mask: Tensor, init_logits: Tensor
         if step == steps:
             break
         with torch.enable_grad():
-            value = energy.relaxed_energy(context, z, mask, relaxation, relaxation).sum()
-            (grad,) = torch.autograd.grad(value, z)
+            energies = energy.relaxed_energy(context, z, mask, relaxation, relaxation)
+            check_finite(solver, step, z, energies, DIVERGED_HINT)
+            (grad,) = torch.autograd.grad(energies.sum(), z)
         with torch.no_grad():
             velocity.mul_(momentum).add_(grad)
             z.sub_(lr * velocity)
+    check_finite(solver, steps, z, torch.zeros(z.shape[0], device=z.device), DIVERGED_HINT)
     return [snapshots[s] for s in wanted] + [z.detach()]
 
 

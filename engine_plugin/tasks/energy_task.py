@@ -1,10 +1,13 @@
 """What a task provides so that one ``energy_loss`` criterion trains its inference networks."""
 
+import logging
 from typing import Dict, NamedTuple
 
 from torch import Tensor
 
 from engine_plugin.energies.base import StructuredEnergy
+
+logger = logging.getLogger(__name__)
 
 
 class InfnetOutput(NamedTuple):
@@ -30,6 +33,22 @@ class EnergyTaskMixin:
     def load_energy(self, path: str) -> StructuredEnergy:
         """Loads the frozen energy from a checkpoint and checks its dictionaries."""
         raise NotImplementedError
+
+    def energy_for(self, path: str) -> StructuredEnergy:
+        """:meth:`load_energy`, remembered in the task state that fairseq saves with every
+        checkpoint (path and weights digest), with a warning when an inference network
+        whose checkpoint was loaded into this task was trained against another energy."""
+        trained = self.state.state_dict.get("trained_energy")
+        energy = self.load_energy(path)
+        digest = energy.weights_digest()
+        if trained and trained["path"] != path and trained["digest"] != digest:
+            logger.warning(
+                "the inference network was trained against the energy %s (weights %s), "
+                "not against --energy-path %s (weights %s): energies, search errors and "
+                "tailoring are measured against the latter", trained["path"],
+                trained["digest"], path, digest)
+        self.state.merge_state_dict({"trained_energy": {"path": path, "digest": digest}})
+        return energy
 
     def infnet_forward(self, model, sample) -> InfnetOutput:
         """Runs the inference network ``model`` on ``sample``."""

@@ -21,12 +21,13 @@ from omegaconf import II
 
 from engine_plugin.compat import fill_model_defaults
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
-from engine_plugin.models.blstm_crf import check_dictionaries
+from engine_plugin.models.blstm_crf import check_dictionaries, require_tagging_model
 from engine_plugin.data.tagging_dataset import SentenceDataset, TaggingDataset
 from engine_plugin.data.unknown_words import count_unknown, has_char_cnn, warn_if_unknown
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
 from engine_plugin.relaxations import OPERATORS
+from engine_plugin.solvers.checks import check_solver_settings
 from engine_plugin.tagging_generator import ENERGY_METHODS, INFERENCE_METHODS, TaggingGenerator
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
     cfg: SequenceLabelingConfig
 
     def __init__(self, cfg, words_dict, tags_dict):
+        check_solver_settings(cfg)
         super().__init__(cfg)
         self.words_dict, self.tags_dict = words_dict, tags_dict
         self.labels = LabelSpace(tags_dict)
@@ -154,6 +156,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
                 self._warned.add(split)
 
     def build_model(self, cfg, from_checkpoint=False):
+        require_tagging_model(cfg)
         # fairseq merges a base architecture's config into a copy before the model sees it:
         # record (or check) the dictionary digest on the config that is saved
         fill_model_defaults(cfg)
@@ -239,7 +242,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
                 "inference network is measured against"
             )
         else:
-            energy = self.load_energy(self.cfg.energy_path)
+            energy = self.energy_for(self.cfg.energy_path)
         return TaggingGenerator(model, energy.to(next(model.parameters()).device), self.labels,
                                 self.cfg)
 

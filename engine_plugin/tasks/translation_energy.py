@@ -107,6 +107,21 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
             raise ValueError(f"--energy-path {path}: {mismatch}") from None
         return energy
 
+    def build_model(self, cfg, from_checkpoint=False):
+        """translation_lev's, for NAT models only (an AR teacher belongs in --energy-path)."""
+        from fairseq.models import ARCH_MODEL_REGISTRY
+        from fairseq.models.nat import FairseqNATModel
+
+        arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
+        model_class = ARCH_MODEL_REGISTRY.get(arch)
+        if model_class is not None and not issubclass(model_class, FairseqNATModel):
+            raise ValueError(
+                f"the checkpoint holds a {arch} model, but --task translation_energy trains "
+                "and decodes non-autoregressive models (cmlm_infnet, bilstm_infnet, "
+                "cmlm_transformer, ...); an autoregressive teacher goes in --energy-path"
+            )
+        return super().build_model(cfg, from_checkpoint)
+
     def infnet_forward(self, model, sample) -> InfnetOutput:
         """Runs a NAT model with the reference lengths on the ``--noise`` decoder input.
 
@@ -144,15 +159,13 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
         return TranslationTask.valid_step(self, sample, model, criterion)
 
     def build_generator(self, models, args, **kwargs):
-        """fairseq's ``IterativeRefinementGenerator``, extended when ``--length-select
-        energy`` or ``--oracle-length`` is on."""
+        """fairseq's ``IterativeRefinementGenerator``, extended with ``--length-select
+        energy``, ``--oracle-length`` and the count of special symbols."""
         generator = super().build_generator(models, args, **kwargs)
         energy = None
         if self.cfg.length_select == "energy":
             if not self.cfg.energy_path:
                 raise ValueError("--length-select energy needs --energy-path TEACHER_CHECKPOINT")
             device = next(models[0].parameters()).device
-            energy = self.load_energy(self.cfg.energy_path).to(device)
-        elif not self.cfg.oracle_length:
-            return generator
+            energy = self.energy_for(self.cfg.energy_path).to(device)
         return LengthSelectingGenerator.extending(generator, energy, self.cfg.oracle_length)

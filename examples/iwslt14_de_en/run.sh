@@ -20,7 +20,8 @@
 # AR_ARCH=transformer_iwslt_de_en for fairseq's smaller IWSLT model), seq2seq LSTM teacher,
 # distillation, CMLM baseline, ENGINE (cmlm_infnet from the CMLM, O1=SX, O2=ST), BiLSTM
 # Table 5 systems (BILSTM=0 skips them), the 5x5 operator table with OPS=1. GPU flags
-# (no --cpu; --fp16 for cross-entropy training) are used when nvidia-smi finds a GPU.
+# (no --cpu; --fp16 for cross-entropy training) are used on a GPU (DEVICE=auto, the
+# default, picks it when nvidia-smi finds one; DEVICE=cpu forces the CPU).
 #
 # Smoke test of every stage on the shared sample (CPU, a few minutes):
 #   SMOKE=1 DATA=../shared/data/iwslt14_de_en examples/iwslt14_de_en/run.sh /tmp/iwslt_smoke

@@ -113,10 +113,10 @@ OPERATORS=${OPERATORS:-sx stl sg st gx}
 BIN=$WORK/bin
 TEACHER=$WORK/teacher_transformer/checkpoint_last.pt
 LSTM_TEACHER=$WORK/teacher_lstm/checkpoint_last.pt
-echo "== Multi30K DE-EN ENGINE recipe: data $DATA, work $WORK, device ${DEVICE[*]:-gpu}"
+echo "== Multi30K DE-EN ENGINE recipe: data $DATA, work $WORK, device $DEVICE"
 
 warmup() { local w=$(($1 / 10)); echo $((w < 1 ? 1 : (w > 4000 ? 4000 : w))); }
-COMMON=(--user-dir engine_plugin "${DEVICE[@]}" --num-workers 0 --seed "$SEED"
+COMMON=(--user-dir engine_plugin "${DEVICE_FLAGS[@]}" --num-workers 0 --seed "$SEED"
   --no-epoch-checkpoints --save-interval 100000 --validate-interval 100000
   --log-format simple --log-interval 25)
 AR_ARCH=(--arch transformer --encoder-layers "$LAYERS" --decoder-layers "$LAYERS"

@@ -17,6 +17,6 @@ grep "best_acc" "$WORK/train.log" | tail -n 1
 echo "== Viterbi decoding of the test split (hypotheses: $WORK/generate.txt)"
 fairseq-generate "$WORK/bin" --user-dir engine_plugin --task sequence_labeling \
   --path "$WORK/crf/checkpoint_best.pt" --gen-subset test --inference viterbi \
-  --scoring tag_accuracy --batch-size 64 --cpu > "$WORK/generate.txt" 2> "$WORK/generate.log"
+  --scoring tag_accuracy --batch-size 64 "${DEVICE_FLAGS[@]}" > "$WORK/generate.txt" 2> "$WORK/generate.log"
 grep -m 3 -E "^(S|T|H)-" "$WORK/generate.txt"
 tail -n 1 "$WORK/generate.txt"

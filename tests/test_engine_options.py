@@ -1,0 +1,61 @@
+"""ENGINE options of the authors' configuration: loss normalisation, and the count of
+special symbols a NAT decoder writes (which the stock generator strips)."""
+
+import torch
+
+from engine_plugin.report import InferenceReport
+from engine_plugin.translation_generator import _CountingSymbols
+from tests.test_engine_translation import build, whole_split
+
+def _gradient(tiny_teachers, normalize_by):
+    task, model, criterion = build(tiny_teachers, "cmlm_infnet", "--normalize-by", normalize_by)
+    sample = whole_split(task, size=8)
+    torch.manual_seed(3)
+    sample["prev_target"] = task.inject_noise(sample["target"])
+    loss, sample_size, log = criterion(model, sample)
+    (loss / sample_size).backward()  # what fairseq's trainer does with the two
+    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return grads, sample_size, log
+
+def test_per_token_and_per_sentence_normalisation_differ_by_the_token_count(tiny_teachers):
+    per_sentence, sentences, log = _gradient(tiny_teachers, "sentences")
+    per_token, tokens, log_tokens = _gradient(tiny_teachers, "tokens")
+    assert sentences == 8 and tokens == log["ntokens"] > sentences
+    torch.testing.assert_close(per_token * tokens, per_sentence * sentences, rtol=1e-4,
+                               atol=1e-6)
+    cosine = torch.nn.functional.cosine_similarity(per_token, per_sentence, dim=0)
+    assert cosine > 0.9999
+    # what is logged stays per sentence either way
+    assert log_tokens["nsentences"] == log["nsentences"] == 8
+
+class _HandMadeNAT:
+    """Fills the ``<unk>`` slots of ``[bos y eos]`` rows with fixed tokens."""
+
+    pad, unk, bos, eos = 1, 3, 0, 2
+
+    def __init__(self, fill):
+        self.fill = fill
+
+    def forward_decoder(self, decoder_out, encoder_out):
+        tokens = decoder_out.output_tokens.clone()
+        slots = tokens.eq(self.unk)
+        tokens[slots] = self.fill[slots]
+        return decoder_out._replace(output_tokens=tokens)
+
+def test_special_symbol_counter_on_a_hand_made_output():
+    from fairseq.models.nat import DecoderOut
+
+    start = torch.tensor([[0, 3, 3, 3, 3, 2, 1],
+                          [0, 3, 3, 2, 1, 1, 1]])
+    fill = torch.tensor([[9, 7, 1, 2, 8, 9, 9],      # slots: 7, pad, early eos, 8
+                         [9, 3, 0, 9, 9, 9, 9]])     # slots: unk, bos
+    report = InferenceReport()
+    model = _CountingSymbols(_HandMadeNAT(fill), report)
+    out = model.forward_decoder(DecoderOut(start, None, None, 0, 0, None), None)
+    assert out.output_tokens[0].tolist() == [0, 7, 1, 2, 8, 2, 1]
+    assert report.slots == 6
+    assert report.symbols == {"pad": 1, "unk": 1, "bos": 1, "early_eos": 1}
+    assert report.symbol_summary() == ("special_pad=16.67% special_unk=16.67% "
+                                       "special_bos=16.67% special_early_eos=16.67% slots=6")
+    assert model.pad == 1  # everything else is the wrapped model's
+    assert InferenceReport().symbol_summary() == ""
