@@ -38,6 +38,10 @@
 #                              OPTIMIZER="sgd --momentum 0.9" LR=0.1)
 #   TRAIN_BATCH=10 HIDDEN=100  training batch size; H of every network
 #   CNN_WIDTHS=1,3             tagger_cnn filter widths (paper: 1,3 for POS, 1,5 for NER/CCG)
+#   PLUS_FEATURES="--embed-dim 100 --char-filters 50 --char-dim 30 --word-dropout 0
+#                 --no-lowercase-embeddings"   word features of the _plus baselines and
+#                              infnets, where they differ from the architectures' (Twitter-
+#                              tuned) defaults: the settings of RESULTS.md's benchmark rows
 #   INFNET_ARGS=               more fairseq-train arguments for baselines and infnets
 #                              (e.g. "--embed-path vectors.txt --embed-dim 100")
 #   JOBS=1                     trainings run at the same time
@@ -80,6 +84,7 @@ EPOCHS=${EPOCHS:-30} LAMBDA=${LAMBDA:-1} CE_ANNEAL=${CE_ANNEAL:-0.01} O2=${O2:-s
 INFNET_INIT=${INFNET_INIT:-random}
 case $INFNET_INIT in random|local|energy) ;; *) echo "INFNET_INIT must be random, local or energy" >&2; exit 2;; esac
 OPTIMIZER=${OPTIMIZER:-adam} LR=${LR:-0.001} TRAIN_BATCH=${TRAIN_BATCH:-10}
+PLUS_FEATURES=${PLUS_FEATURES---embed-dim 100 --char-filters 50 --char-dim 30 --word-dropout 0 --no-lowercase-embeddings}
 HIDDEN=${HIDDEN:-100} CNN_WIDTHS=${CNN_WIDTHS:-1,3} INFNET_ARGS=${INFNET_ARGS:-} JOBS=${JOBS:-1}
 GD_STEPS=${GD_STEPS:-5 10 20 50 100} GD_LRS=${GD_LRS:-1e4 1e3 100 10 1} GD_INIT=${GD_INIT:-zero}
 GD_ORACLE_STEPS=${GD_ORACLE_STEPS:-$GD_STEPS} GD_ORACLE_LRS=${GD_ORACLE_LRS:-$GD_LRS}
@@ -135,6 +140,7 @@ train_tagger() {
     esac
   fi
   [[ $arch == tagger_cnn* ]] && cmd+=(--cnn-widths "$CNN_WIDTHS")
+  [[ $arch == *_plus ]] && cmd+=($PLUS_FEATURES)
   [ -n "${TRAIN_MINUTES:-}" ] && cmd+=(--stop-time-hours "$(python -c "print(${TRAIN_MINUTES} / 60)")")
   cmd+=($INFNET_ARGS)
   # last, so that the energy's sizes win over HIDDEN and INFNET_ARGS

@@ -46,8 +46,8 @@ def infnet_options(model_cfg) -> List[str]:
     options = []
     for name in SHAPE_OPTIONS:
         options += ["--" + name.replace("_", "-"), str(getattr(model_cfg, name))]
-    if getattr(model_cfg, "lowercase_embeddings", False):
-        options.append("--lowercase-embeddings")
+    lowercase = getattr(model_cfg, "lowercase_embeddings", False)
+    options.append("--lowercase-embeddings" if lowercase else "--no-lowercase-embeddings")
     return options
 
 

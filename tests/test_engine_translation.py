@@ -441,3 +441,40 @@ def test_best_checkpoint_by_dev_bleu(tiny_teachers, infnets, tmp_path):
         valid = [line for line in f if "| valid on 'valid' subset" in line]
     assert valid and all(re.search(r"\| bleu [\d.]+ ", line) for line in valid)
     assert (save / "checkpoint_best.pt").exists()
+
+
+def test_hub_translates_in_one_pass_over_a_length_beam(infnets, tmp_path):
+    """CMLMInfnet.from_pretrained -> stock GeneratorHubInterface.translate, also through
+    subword-nmt BPE (the corpus words are single symbols, which no merge changes) and with
+    the length chosen by the teacher's energy."""
+    from fairseq.hub_utils import GeneratorHubInterface
+
+    from engine_plugin.models.nat_infnets import CMLMInfnet
+
+    checkpoint = infnets["checkpoints"]["cmlm_infnet"]
+    codes = tmp_path / "codes"
+    codes.write_text("#version: 0.2\nq r\n")  # single-symbol words: no merge applies
+    sentence = open(os.path.join(infnets["raw"], "test.src")).readline().strip()
+    hubs = {
+        "plain": CMLMInfnet.from_pretrained(os.path.dirname(checkpoint), "checkpoint_last.pt",
+                                            infnets["data"]),
+        "bpe": CMLMInfnet.from_pretrained(os.path.dirname(checkpoint), "checkpoint_last.pt",
+                                          infnets["data"], bpe="subword_nmt",
+                                          bpe_codes=str(codes)),
+        "energy": CMLMInfnet.from_pretrained(
+            os.path.dirname(checkpoint), "checkpoint_last.pt", infnets["data"],
+            length_select="energy", energy_path=infnets["teachers"]["transformer"]),
+    }
+    symbols = set(open(os.path.join(infnets["data"], "dict.tgt.txt")).read().split()[::2])
+    for name, hub in hubs.items():
+        assert type(hub) is GeneratorHubInterface
+        generation = hub.cfg.generation
+        assert (generation.iter_decode_max_iter, generation.iter_decode_with_beam) == (0, 3)
+        translation = hub.translate(sentence)
+        assert isinstance(translation, str) and translation.split(), name
+        assert set(translation.split()) <= symbols, (name, translation)
+    assert hubs["bpe"].translate(sentence) == hubs["plain"].translate(sentence)
+    # energy-based length selection reaches the generator
+    generator = hubs["energy"].task.build_generator(hubs["energy"].models,
+                                                    hubs["energy"].cfg.generation)
+    assert isinstance(generator, LengthSelectingGenerator)

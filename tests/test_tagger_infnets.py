@@ -75,7 +75,7 @@ def test_plus_architectures_add_char_cnn_and_dropout(data, arch):
     base, _, base_cfg = build(data / "bin", arch)
     plus, _, cfg = build(data / "bin", arch + "_plus")
     assert (base_cfg.model.char_filters, base_cfg.model.dropout) == (0, 0.0)
-    assert (cfg.model.char_filters, cfg.model.dropout) == (50, 0.5)  # as blstm_crf_plus
+    assert (cfg.model.char_filters, cfg.model.dropout) == (200, 0.5)  # as blstm_crf_plus
     has_chars = lambda m: any(type(x).__name__ == "CharCNN" for x in m.modules())  # noqa: E731
     dropouts = lambda m: [x.p for x in m.modules() if isinstance(x, torch.nn.Dropout)]  # noqa: E731
     assert not has_chars(base) and has_chars(plus)
@@ -224,7 +224,7 @@ def test_blstm_infnet_started_from_the_energy_emits_its_emissions(data, tmp_path
     with contextlib.redirect_stdout(printed):
         assert convert([str(energy_path), str(out)]) == 0
     shape = printed.getvalue().split()
-    assert shape == ["--embed-dim", "8", "--char-filters", "5", "--char-dim", "30",
+    assert shape == ["--embed-dim", "8", "--char-filters", "5", "--char-dim", "50",
                      "--hidden-size", "6", "--layers", "1", "--lowercase-embeddings"]
 
     energies, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(energy_path)])

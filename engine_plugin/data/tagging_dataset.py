@@ -1,11 +1,68 @@
-"""Aligned word/label sequences read from a stock ``fairseq-preprocess`` parallel corpus."""
+"""Word sequences to label: aligned word/label sequences read from a stock
+``fairseq-preprocess`` parallel corpus, and unlabelled sentences typed by a user."""
+
+from typing import List
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
+from torch import Tensor
 
 
-class TaggingDataset(FairseqDataset):
+class SentenceDataset(FairseqDataset):
+    """Unlabelled sentences (``fairseq-interactive``, the hub): ``words[i]`` is a (n_i,)
+    tensor of word ids without EOS.
+
+    Args:
+        words: one id tensor per sentence (or an indexed dataset, see ``TaggingDataset``).
+        sizes: (N,) words per sentence.
+        words_dict: the word dictionary (its padding id pads batches).
+    """
+
+    def __init__(self, words, sizes, words_dict):
+        self.words, self.sizes, self.words_dict = words, np.asarray(sizes), words_dict
+
+    def __getitem__(self, index):
+        return {"id": index, "source": self.words[index]}
+
+    def __len__(self):
+        return len(self.words)
+
+    def num_tokens(self, index):
+        return int(self.sizes[index])
+
+    def num_tokens_vec(self, indices):
+        return self.sizes[indices]
+
+    def size(self, index):
+        return int(self.sizes[index])
+
+    def ordered_indices(self):
+        return np.argsort(self.sizes, kind="mergesort")
+
+    @property
+    def supports_prefetch(self):
+        return False
+
+    def collater(self, samples):
+        """Right-padded batch: ``net_input.src_tokens`` is (B, T), ``src_lengths`` (B,)."""
+        if not samples:
+            return {}
+        src = data_utils.collate_tokens([s["source"] for s in samples], self.words_dict.pad())
+        lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
+        return {
+            "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
+            "nsentences": len(samples),
+            "ntokens": int(lengths.sum()),
+            "net_input": {"src_tokens": src, "src_lengths": lengths},
+        }
+
+    @classmethod
+    def from_tensors(cls, words: List[Tensor], words_dict) -> "SentenceDataset":
+        return cls(words, [len(w) for w in words], words_dict)
+
+
+class TaggingDataset(SentenceDataset):
     """Pairs of word and label sequences of equal length.
 
     ``fairseq-preprocess`` appends EOS to every line; it is stripped here, so position t of
@@ -18,11 +75,10 @@ class TaggingDataset(FairseqDataset):
     """
 
     def __init__(self, words, tags, words_dict, tags_dict, words_path, tags_path):
-        self.words, self.tags = words, tags
-        self.words_dict, self.tags_dict = words_dict, tags_dict
+        super().__init__(words, np.asarray(words.sizes) - 1, words_dict)
+        self.tags, self.tags_dict = tags, tags_dict
         self.words_path, self.tags_path = words_path, tags_path
         self.check_alignment()
-        self.sizes = np.asarray(words.sizes) - 1
 
     def check_alignment(self):
         if len(self.words) != len(self.tags):
@@ -61,37 +117,10 @@ class TaggingDataset(FairseqDataset):
     def __getitem__(self, index):
         return {"id": index, "source": self.words[index][:-1], "target": self.tags[index][:-1]}
 
-    def __len__(self):
-        return len(self.words)
-
-    def num_tokens(self, index):
-        return int(self.sizes[index])
-
-    def num_tokens_vec(self, indices):
-        return self.sizes[indices]
-
-    def size(self, index):
-        return int(self.sizes[index])
-
-    def ordered_indices(self):
-        return np.argsort(self.sizes, kind="mergesort")
-
-    @property
-    def supports_prefetch(self):
-        return False
-
     def collater(self, samples):
         """Right-padded batch: ``net_input.src_tokens`` and ``target`` are (B, T)."""
-        if not samples:
-            return {}
-        pad = self.words_dict.pad()
-        src = data_utils.collate_tokens([s["source"] for s in samples], pad)
-        tgt = data_utils.collate_tokens([s["target"] for s in samples], self.tags_dict.pad())
-        lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
-        return {
-            "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
-            "nsentences": len(samples),
-            "ntokens": int(lengths.sum()),
-            "net_input": {"src_tokens": src, "src_lengths": lengths},
-            "target": tgt,
-        }
+        batch = super().collater(samples)
+        if samples:
+            batch["target"] = data_utils.collate_tokens([s["target"] for s in samples],
+                                                        self.tags_dict.pad())
+        return batch

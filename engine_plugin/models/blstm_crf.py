@@ -1,8 +1,9 @@
 """BLSTM-CRF energy (Tu & Gimpel 2019, §2): BLSTM features, linear emissions, CRF transitions.
 
-``blstm_crf``: word embeddings and a BLSTM. ``blstm_crf_plus`` (BLSTM-CRF+): character CNN
-embeddings (filter width 3, character size 30, max-pooling), fine-tuned word embeddings and
-dropout 0.5 before the character CNN, before the BLSTM and after it.
+``blstm_crf``: word embeddings and a BLSTM (the config's defaults). ``blstm_crf_plus``
+(BLSTM-CRF+): character CNN embeddings (filter width 3, max-pooling), fine-tuned word
+embeddings and dropout 0.5 before the character CNN, before the BLSTM and after it, with the
+sizes tuned on Twitter POS (``PLUS_DEFAULTS``).
 """
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor
 
+from engine_plugin import hub
 from engine_plugin.crf import LinearChainCRF
 from engine_plugin.data.labels import LabelSpace
 from engine_plugin.modules.word_features import WordFeatures
@@ -49,6 +51,34 @@ class TaggerEncoderConfig(FairseqDataclass):
     dictionary_checksum: str = field(
         default="", metadata={"help": "set by training: digest of the task's dictionaries"}
     )
+
+
+# BLSTM-CRF+ defaults: the settings tuned on the Twitter POS validation split (RESULTS.md, run
+# C: 87.65 valid, 87.76 test); the shared word-feature options of the "+" tagging infnets too.
+PLUS_DEFAULTS = {
+    "dropout": 0.5,
+    "hidden_size": 200,
+    "embed_dim": 50,
+    "char_filters": 200,
+    "char_dim": 50,
+    "word_dropout": 0.4,
+    "lowercase_embeddings": True,
+}
+
+
+def add_negated_flags(parser):
+    """``--no-lowercase-embeddings``: turns off the ``True`` that an architecture may default
+    it to (the dataclass's own flag can only turn it on)."""
+    parser.add_argument("--no-lowercase-embeddings", dest="lowercase_embeddings",
+                        action="store_false",
+                        help="embed every word by its own form (turns off "
+                             "--lowercase-embeddings, e.g. of blstm_crf_plus)")
+
+
+def apply_plus_defaults(args):
+    """Sets every ``PLUS_DEFAULTS`` option that the command line did not set."""
+    for name, value in PLUS_DEFAULTS.items():
+        setattr(args, name, getattr(args, name, value))
 
 
 def check_dictionaries(cfg, task):
@@ -120,6 +150,21 @@ class BLSTMCRFModel(BaseFairseqModel):
         self.crf = LinearChainCRF(num_labels)
 
     @classmethod
+    def add_args(cls, parser):
+        super().add_args(parser)
+        add_negated_flags(parser)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", **kwargs):
+        """A :class:`~engine_plugin.hub.TaggerHubInterface` (``tag``, ``predict``) for the
+        checkpoint ``model_name_or_path/checkpoint_file`` and the binarised data directory
+        ``data_name_or_path`` (its dictionaries); ``kwargs`` override task options, e.g.
+        ``inference="gd"``."""
+        return hub.from_pretrained(cls, model_name_or_path, checkpoint_file,
+                                   data_name_or_path, **kwargs)
+
+    @classmethod
     def build_model(cls, cfg, task):
         check_dictionaries(cfg, task)
         return cls(cfg, BLSTMEncoder(cfg, task.source_dictionary),
@@ -141,8 +186,9 @@ class BLSTMCRFModel(BaseFairseqModel):
         return None
 
 
-# The ``blstm_crf`` architecture is the config's defaults (registered with the model).
+# The ``blstm_crf`` architecture is the config's defaults (registered with the model). A
+# checkpoint stores its full model config, so these defaults never change what an existing
+# checkpoint builds.
 @register_model_architecture("blstm_crf", "blstm_crf_plus")
 def blstm_crf_plus(args):
-    args.dropout = getattr(args, "dropout", 0.5)
-    args.char_filters = getattr(args, "char_filters", 50)
+    apply_plus_defaults(args)

@@ -41,9 +41,23 @@ class CMLMInfnet(CMLMNATransformerModel):
 
     The energy needs logits for all ``T`` positions of the decoder input, which the stock
     ``forward`` already returns (``out["word_ins"]["out"]``, (B, T, V)); so does its length
-    prediction (``out["length"]``). Nothing is overridden: the registered name and
-    architectures are ENGINE's, the model is fairseq's.
+    prediction (``out["length"]``). Nothing is overridden but ``from_pretrained``'s
+    decoding defaults: the registered name and architectures are ENGINE's, the model is
+    fairseq's.
     """
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", **kwargs):
+        """Stock fairseq's ``GeneratorHubInterface`` (``translate``), decoding as ENGINE does:
+        one pass (``iter_decode_max_iter=0``) over a beam of 3 predicted lengths, unless
+        ``generation_args`` says otherwise. ``length_select="energy",
+        energy_path=TEACHER`` picks the length by teacher energy; ``bpe="subword_nmt",
+        bpe_codes=CODES`` segments the input and joins the output."""
+        generation = {"iter_decode_max_iter": 0, "iter_decode_with_beam": 3,
+                      **kwargs.pop("generation_args", {})}
+        return super().from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path,
+                                       generation_args=generation, **kwargs)
 
 
 @register_model_architecture("cmlm_infnet", "cmlm_infnet")

@@ -16,7 +16,8 @@ Registered models (each name is also the architecture with the config's defaults
 The "+" setting (infnet+) adds the BLSTM-CRF+ improvements of §2.1 through the shared
 encoder options (``--char-filters``, ``--dropout``; word embeddings are fine-tuned unless
 ``--freeze-embeddings``); the ``tagger_cnn_plus``, ``tagger_blstm_plus`` and
-``tagger_seq2seq_plus`` architectures set them as ``blstm_crf_plus`` does.
+``tagger_seq2seq_plus`` architectures default to ``blstm_crf_plus``'s settings
+(``PLUS_DEFAULTS``), so that an infnet+ has the word features and sizes of the tuned energy.
 """
 
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor
 
+from engine_plugin import hub
 from engine_plugin.models.blstm_crf import (
     BLSTMEncoder,
     TaggerEncoderConfig,
-    blstm_crf_plus,
+    add_negated_flags,
+    apply_plus_defaults,
     check_dictionaries,
 )
 from engine_plugin.modules.word_features import WordFeatures
@@ -79,6 +82,23 @@ class TaggerInfnet(BaseFairseqModel):
         self.cfg = cfg
         self.padding_idx = dictionary.pad()
         self.num_labels = num_labels
+
+    @classmethod
+    def add_args(cls, parser):
+        super().add_args(parser)
+        add_negated_flags(parser)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", energy_path=None, inference="infnet", **kwargs):
+        """A :class:`~engine_plugin.hub.TaggerHubInterface` for the inference network in
+        ``model_name_or_path/checkpoint_file``, measured against the CRF checkpoint
+        ``energy_path``; ``inference`` is ``infnet``, ``tailored`` or ``warmstart``."""
+        if not energy_path:
+            raise ValueError("an inference network is decoded against its CRF energy: pass "
+                             "energy_path=CRF_CHECKPOINT")
+        return hub.from_pretrained(cls, model_name_or_path, checkpoint_file, data_name_or_path,
+                                   energy_path=energy_path, inference=inference, **kwargs)
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -181,17 +201,17 @@ class TaggerSeq2Seq(TaggerInfnet):
 
 
 # The base architectures are the configs' defaults (registered with the models); the "+"
-# architectures add the BLSTM-CRF+ options (character CNN, dropout 0.5).
+# architectures default to the BLSTM-CRF+ settings (character CNN, dropout 0.5, tuned sizes).
 @register_model_architecture("tagger_cnn", "tagger_cnn_plus")
 def tagger_cnn_plus(args):
-    blstm_crf_plus(args)
+    apply_plus_defaults(args)
 
 
 @register_model_architecture("tagger_blstm", "tagger_blstm_plus")
 def tagger_blstm_plus(args):
-    blstm_crf_plus(args)
+    apply_plus_defaults(args)
 
 
 @register_model_architecture("tagger_seq2seq", "tagger_seq2seq_plus")
 def tagger_seq2seq_plus(args):
-    blstm_crf_plus(args)
+    apply_plus_defaults(args)

@@ -6,6 +6,7 @@
         --arch blstm_crf --criterion crf_nll ...
     fairseq-generate BIN --user-dir engine_plugin --task sequence_labeling \\
         --path CKPT --inference viterbi --scoring tag_accuracy
+    fairseq-interactive BIN --user-dir engine_plugin --task sequence_labeling --path CKPT
 """
 
 import logging
@@ -21,7 +22,8 @@ from omegaconf import II
 from engine_plugin.compat import fill_model_defaults
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
 from engine_plugin.models.blstm_crf import check_dictionaries, require_tagging_model
-from engine_plugin.data.tagging_dataset import TaggingDataset
+from engine_plugin.data.tagging_dataset import SentenceDataset, TaggingDataset
+from engine_plugin.data.unknown_words import count_unknown, has_char_cnn, warn_if_unknown
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
 from engine_plugin.relaxations import OPERATORS
@@ -103,6 +105,9 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
         super().__init__(cfg)
         self.words_dict, self.tags_dict = words_dict, tags_dict
         self.labels = LabelSpace(tags_dict)
+        self.unknown_words = {}  # split -> (words that are <unk>, words)
+        self.char_features = False  # a model with a character CNN was built
+        self._warned = set()
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -149,6 +154,17 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
             loaded[src], loaded[tgt], self.words_dict, self.tags_dict, prefix + src, prefix + tgt
         )
         logger.info("%s %s: %d sentences", data, split, len(self.datasets[split]))
+        self.unknown_words[split] = count_unknown(self.datasets[split], self.words_dict.unk())
+        self._warn_unknown_words()
+
+    def _warn_unknown_words(self):
+        """Warns once per split when a character CNN would spell many ``<unk>`` words."""
+        if not self.char_features:
+            return
+        for split, (unknown, total) in self.unknown_words.items():
+            if split not in self._warned:
+                warn_if_unknown(split, unknown, total)
+                self._warned.add(split)
 
     def build_model(self, cfg, from_checkpoint=False):
         require_tagging_model(cfg)
@@ -156,7 +172,56 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
         # record (or check) the dictionary digest on the config that is saved
         fill_model_defaults(cfg)
         check_dictionaries(cfg, self)
-        return super().build_model(cfg, from_checkpoint)
+        model = super().build_model(cfg, from_checkpoint)
+        self.char_features = self.char_features or has_char_cnn(cfg)
+        self._warn_unknown_words()
+        return model
+
+    def build_tokenizer(self, args):
+        """The ``--tokenizer`` splits typed sentences into words; labels are printed as they
+        are (detokenising them would merge or split labels)."""
+        tokenizer = super().build_tokenizer(args)
+        return None if tokenizer is None else EncodeOnly(tokenizer)
+
+    def build_bpe(self, args):
+        if super().build_bpe(args) is not None:
+            raise ValueError(f"--bpe {args.bpe}: sequence_labeling labels whole words, one "
+                             "label per word; drop --bpe (--tokenizer still splits words)")
+        return None
+
+    def get_interactive_tokens_and_lengths(self, lines, encode_fn):
+        """Word ids (n,) of each typed sentence (no EOS: one id per word to label)."""
+        tokens = [self.encode_sentence(encode_fn(line)) for line in lines]
+        return tokens, [len(t) for t in tokens]
+
+    def encode_sentence(self, sentence: str):
+        """Word ids (n,) of a whitespace-tokenised sentence; ``ValueError`` if it is empty
+        or longer than ``--max-source-positions``."""
+        ids = self.words_dict.encode_line(sentence, add_if_not_exist=False,
+                                          append_eos=False).long()
+        if len(ids) == 0:
+            raise ValueError("an input sentence is empty: give one sentence per line, with at "
+                             "least one word")
+        if len(ids) > self.cfg.max_source_positions:
+            raise ValueError(
+                f"an input sentence has {len(ids)} words ({sentence[:40]!r}...), more than "
+                f"--max-source-positions {self.cfg.max_source_positions}: split it or raise "
+                "--max-source-positions"
+            )
+        unknown = int(ids.eq(self.words_dict.unk()).sum())
+        if unknown and self.char_features:
+            logger.warning("%d of %d words of %r are not in the word dictionary: the character "
+                           "CNN sees <unk> for them", unknown, len(ids), sentence[:60])
+        return ids
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None, **kwargs):
+        """Unlabelled sentences ``src_tokens`` (list of (n,) word ids, no EOS)."""
+        if constraints is not None:
+            raise ValueError("--constraints: sequence_labeling takes no decoding constraints")
+        if self.cfg.gd_oracle:
+            raise ValueError("--gd-oracle picks steps by the gold labels, which typed "
+                             "sentences do not have: drop --gd-oracle")
+        return SentenceDataset.from_tensors(src_tokens, self.words_dict)
 
     def load_energy(self, path):
         return CRFEnergy.from_checkpoint(path, self)
@@ -194,3 +259,16 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         return generator.generate(models, sample)
+
+
+class EncodeOnly:
+    """A fairseq tokenizer whose ``decode`` leaves text as it is (labels, not words)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> str:
+        return self.tokenizer.encode(text)
+
+    def decode(self, text: str) -> str:
+        return text

@@ -29,8 +29,10 @@ binarize_split "$WORK/raw" "$WORK/bin"
 echo "== $(wc -l < "$WORK/bin/dict.tags.txt") BIOES labels (paper: 17)"
 
 ENERGY=$WORK/blstm_crf_plus/checkpoint_best.pt
-crf_energy_or_reuse "$WORK/bin" "$WORK" --hidden-size 200 --lr 0.002 --batch-size 10 \
-  --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" "${EMB[@]}"
+# blstm_crf_plus with word features of its own (its defaults are Twitter POS's)
+crf_energy_or_reuse "$WORK/bin" "$WORK" --embed-dim 100 --char-filters 50 --char-dim 30 \
+  --word-dropout 0.05 --no-lowercase-embeddings --lr 0.002 --batch-size 10 \
+  --max-epoch "${EPOCHS:-30}" --seed "$SEED" "${EMB[@]}"
 echo "== BLSTM-CRF+ test (eng.testb), Viterbi"
 decode "$WORK/bin" "$ENERGY" span_f1 --inference viterbi 2> "$WORK/blstm_crf_plus.test.log" \
   | tee "$WORK/blstm_crf_plus.test.txt"

@@ -34,8 +34,10 @@ binarize_split "$WORK/raw" "$WORK/bin"
 echo "== $(wc -l < "$WORK/bin/dict.tags.txt") labels, '*' included (paper's CCG: the 400 most frequent + '*')"
 
 ENERGY=$WORK/blstm_crf_plus/checkpoint_best.pt
-crf_energy_or_reuse "$WORK/bin" "$WORK" --hidden-size 400 --lr 0.002 --batch-size 10 \
-  --max-epoch "${EPOCHS:-30}" --word-dropout 0.05 --seed "$SEED" "${EMB[@]}"
+# blstm_crf_plus with word features of its own (its defaults are Twitter POS's)
+crf_energy_or_reuse "$WORK/bin" "$WORK" --hidden-size 400 --embed-dim 100 --char-filters 50 \
+  --char-dim 30 --word-dropout 0.05 --no-lowercase-embeddings --lr 0.002 --batch-size 10 \
+  --max-epoch "${EPOCHS:-30}" --seed "$SEED" "${EMB[@]}"
 echo "== BLSTM-CRF+ test, Viterbi"
 decode "$WORK/bin" "$ENERGY" tag_accuracy --inference viterbi 2> "$WORK/blstm_crf_plus.test.log" \
   | tee "$WORK/blstm_crf_plus.test.txt"
