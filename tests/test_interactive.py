@@ -53,7 +53,7 @@ def test_one_h_line_per_sentence_with_a_label_per_word(quickstart, typed, viterb
 @pytest.mark.parametrize("method", ["gd", "infnet", "tailored", "warmstart"])
 def test_every_solver(quickstart, quickstart_infnet, typed, viterbi_scores, method):
     path = quickstart.energy if method == "gd" else quickstart_infnet
-    extra = ["--inference", method, "--gd-steps", "3", "--tailor-steps", "2", "--nbest", "2"]
+    extra = ["--inference", method, "--gd-steps", "3", "--tailor-steps", "2"]
     if method != "gd":
         extra += ["--energy-path", quickstart.energy]
     hyps = hypotheses(typed(path, SENTENCES, *extra))
@@ -63,6 +63,25 @@ def test_every_solver(quickstart, quickstart_infnet, typed, viterbi_scores, meth
         viterbi_scores.update({i: score for i, (score, _) in
                                hypotheses(typed(quickstart.energy, SENTENCES)).items()})
     assert all(hyps[i][0] <= viterbi_scores[i] + 1e-3 for i in range(3))
+
+
+def test_nbest_gives_the_k_best_labellings_in_increasing_energy(quickstart, typed,
+                                                                viterbi_scores):
+    out = typed(quickstart.energy, SENTENCES, "--nbest", "3")
+    for i, sentence in enumerate(SENTENCES):
+        found = [(float(score), labels.split()) for score, labels in
+                 re.findall(rf"^H-{i}\t(\S+)\t(.*)$", out, re.M)]
+        assert len(found) == 3 and len({tuple(labels) for _, labels in found}) == 3
+        assert all(len(labels) == len(sentence.split()) for _, labels in found)
+        scores = [score for score, _ in found]  # -E / ln 2: decreasing = increasing energy
+        assert scores == sorted(scores, reverse=True)
+        if viterbi_scores:
+            assert scores[0] == pytest.approx(viterbi_scores[i], abs=1e-3)
+
+
+def test_approximate_solvers_refuse_nbest(quickstart, typed):
+    with pytest.raises(ValueError, match="--nbest 2 needs --inference viterbi"):
+        typed(quickstart.energy, SENTENCES, "--inference", "gd", "--nbest", "2")
 
 
 def test_tokenizer_splits_words_and_leaves_labels_alone(quickstart, typed):
