@@ -79,6 +79,15 @@ def test_nbest_gives_the_k_best_labellings_in_increasing_energy(quickstart, type
             assert scores[0] == pytest.approx(viterbi_scores[i], abs=1e-3)
 
 
+def test_marginal_scores_give_per_token_confidence(quickstart, typed):
+    out = typed(quickstart.energy, SENTENCES, "--marginal-scores")
+    for i, sentence in enumerate(SENTENCES):
+        (line,) = re.findall(rf"^P-{i}\t(.*)$", out, re.M)
+        log2_marginals = [float(v) for v in line.split()]
+        assert len(log2_marginals) == len(sentence.split())
+        assert all(v <= 1e-6 for v in log2_marginals)  # log2 of probabilities
+
+
 def test_approximate_solvers_refuse_nbest(quickstart, typed):
     with pytest.raises(ValueError, match="--nbest 2 needs --inference viterbi"):
         typed(quickstart.energy, SENTENCES, "--inference", "gd", "--nbest", "2")
