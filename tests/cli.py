@@ -8,6 +8,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
+EXIT_ABORT = "terminate called without an active exception"
+
+
+def completed(tool: str, returncode: int, output: str) -> bool:
+    """True if the run succeeded, or is a ``fairseq-train`` that logged ``done training`` (all
+    its checkpoints written) and then aborted while the interpreter shut down: a rare
+    (about 1 in 20 under load) C++ thread-teardown abort seen at exit, after the work."""
+    if returncode == 0:
+        return True
+    return (tool == "train" and returncode == -6 and EXIT_ABORT in output
+            and "done training in" in output)
+
+
 def run(tool, *args, check=True, cwd=ROOT):
     """Runs ``fairseq-<tool>`` (preprocess, train, generate, ...) and returns the process.
 
@@ -17,7 +30,7 @@ def run(tool, *args, check=True, cwd=ROOT):
     env.setdefault("OMP_NUM_THREADS", "1")  # tiny models: threads only contend for the cores
     cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
+    if check and not completed(tool, proc.returncode, proc.stdout + proc.stderr):
         raise AssertionError(
             f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
         )
