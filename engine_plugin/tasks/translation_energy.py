@@ -39,7 +39,7 @@ from fairseq.tasks.translation_lev import (
 )
 
 from engine_plugin.energies.translation import TranslationEnergy
-from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput, energy_path_field
 from engine_plugin.translation_generator import LengthSelectingGenerator, strip_nat_boundaries
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,7 @@ class TranslationEnergyConfig(TranslationLevenshteinConfig):
         metadata={"help": "decoder input of training: full_mask (ENGINE: every target token "
                           "is <unk>), random_mask (CMLM's partial masking) or no_noise"},
     )
-    energy_path: Optional[str] = field(
-        default=None,
-        metadata={"help": "checkpoint of the frozen AR teacher (training: the energy_loss "
-                          "criterion's option; generation: for --length-select energy)"},
-    )
+    energy_path: Optional[str] = energy_path_field()
     length_select: ChoiceEnum(LENGTH_SELECTION) = field(
         default="avg_logprob",
         metadata={"help": "how fairseq-generate picks among --iter-decode-with-beam lengths: "
