@@ -28,8 +28,9 @@ from torch import Tensor
 from engine_plugin.crf import forward_backward
 from engine_plugin.crf.constraints import check_constraints, constrained_scores
 from engine_plugin.crf.kbest import kbest_decode
-from engine_plugin.crf.masks import check_mask, last_positions
+from engine_plugin.crf.masks import last_positions
 from engine_plugin.crf.viterbi import compile_enabled, max_plus_decode
+from engine_plugin.masks import check_mask
 
 
 class LinearChainCRF(nn.Module):
@@ -73,7 +74,7 @@ class LinearChainCRF(nn.Module):
         Returns:
             (B,) energies, ``-score``; lower is better.
         """
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         if labels.dim() == 2:
             return self._index_energy(emissions, labels, mask)
         if labels.shape != emissions.shape:
@@ -108,7 +109,7 @@ class LinearChainCRF(nn.Module):
     def log_partition(self, emissions: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         """log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,); differentiable
         (analytic backward: the gradient with respect to the emissions is the marginals)."""
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         return forward_backward.log_partition(emissions, mask, *self._params())
 
     def marginals(self, emissions: Tensor, mask: Optional[Tensor] = None,
@@ -118,7 +119,7 @@ class LinearChainCRF(nn.Module):
 
         With ``constraints`` (as for ``viterbi``) the distribution is over allowed
         labellings only (computed by the log-space recursion, exact but slower)."""
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         return forward_backward.marginals(emissions, mask,
                                           *self._scores(constraints, emissions.device))
 
@@ -134,7 +135,7 @@ class LinearChainCRF(nn.Module):
             raise ValueError(f"reduction must be none, sum or mean, got {reduction!r}")
         if labels.dim() != 2:
             raise ValueError(f"nll takes gold label indices (B, T), got shape {tuple(labels.shape)}")
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         losses = (self._index_energy(emissions, labels, mask)
                   + forward_backward.log_partition(emissions, mask, *self._params()))
         if reduction == "none":
@@ -162,7 +163,7 @@ class LinearChainCRF(nn.Module):
                 labellings); differentiable with respect to the emissions and the CRF
                 parameters when gradients are enabled.
         """
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         if emissions.shape[1] == 0:
             raise ValueError("viterbi needs at least one position (T >= 1)")
         if compile is None:
@@ -199,7 +200,7 @@ class LinearChainCRF(nn.Module):
         """
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         B, T, L = emissions.shape
         if T == 0:
             raise ValueError("kbest needs at least one position (T >= 1)")
