@@ -152,8 +152,9 @@ class LinearChainCRF(nn.Module):
         Args:
             emissions: (B, T, L) unary scores.
             mask: (B, T) bool, True on real tokens.
-            compile: use a torch.compile'd max-plus step when ``L >= 80`` (None: follow the
-                ``ENGINE_PLUGIN_CRF_COMPILE`` environment variable, off by default). The first
+            compile: use a torch.compile'd max-plus step when ``L >= COMPILE_MIN_LABELS``
+                (80, in ``engine_plugin.crf.viterbi``). None: follow the
+                ``ENGINE_PLUGIN_CRF_COMPILE`` environment variable, off by default. The first
                 compiled call of a process compiles (seconds); failures fall back to eager.
             constraints: ``(transitions (L, L), start (L,), end (L,))`` bool, True where
                 allowed (``label_constraints``); None allows everything.
