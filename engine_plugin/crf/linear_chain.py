@@ -10,12 +10,16 @@ The energy of a labelling ``y`` (``(B, T, L)``, rows one-hot or on the simplex) 
     E(x, y) = -( sum_t y_t . e_t + sum_{t>0} y_{t-1}^T W y_t + y_0 . s + y_n . f )
 
 with emissions ``e`` (``(B, T, L)``), transitions ``W`` (``(L, L)``, from row to column),
-start scores ``s`` and end scores ``f`` (``(L,)``). Every routine scores exactly this
-energy, start and end terms included: ``log_partition`` is ``log sum_y exp(-E(x, y))``
-over one-hot ``y`` (forward-backward in scaled exp space, see ``forward_backward``),
-``viterbi`` and ``kbest`` minimise it (max-plus recursions, see ``viterbi`` and
-``kbest``), so Viterbi's output has the lowest energy of all labellings. ``constraints``
-(``label_constraints``) restrict decoding to allowed paths; their energies are unchanged.
+start scores ``s`` and end scores ``f`` (``(L,)``), ``y_n`` the label of the last real
+position. Every routine scores exactly this energy, start and end terms included:
+``log_partition`` is ``log sum_y exp(-E(x, y))`` over one-hot ``y`` (the forward algorithm,
+in scaled exp space where the range of the scores allows it and in log space otherwise, see
+``forward_backward``); ``viterbi`` and ``kbest`` minimise it (max-plus recursions, see
+``viterbi`` and ``kbest``), so Viterbi's output has the lowest energy of all labellings.
+The three are separate loops, each laid out for its own speed, not one recursion written
+over two semirings; the tests check each against enumeration of all labellings.
+``constraints`` (``label_constraints``) restrict decoding and the marginals to allowed
+paths by scoring forbidden transitions ``-inf``; the energies of allowed paths are unchanged.
 """
 
 from typing import Optional, Tuple
@@ -107,8 +111,9 @@ class LinearChainCRF(nn.Module):
 
     # ------------------------------------------------------- partition, marginals
     def log_partition(self, emissions: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,); differentiable
-        (analytic backward: the gradient with respect to the emissions is the marginals)."""
+        """log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,); differentiable,
+        its gradient with respect to the emissions being the marginals (an analytic backward
+        in scaled exp space, autograd through the log-space fallback)."""
         mask = check_mask(emissions, mask, "emissions")
         return forward_backward.log_partition(emissions, mask, *self._params())
 
