@@ -67,7 +67,7 @@ from fairseq.trainer import Trainer
 from engine_plugin.checkpoint_files import atomic_copy, resume_from_readable
 from engine_plugin.checkpoints import naming_checkpoint_in_errors
 from engine_plugin.distributed import DeviceAwareDDP, launch_from_torchrun
-from engine_plugin.report import current_report
+from engine_plugin.report import current_report, extend_score_line
 from engine_plugin.safe_load import safe_torch_load
 
 
@@ -166,9 +166,8 @@ def patch_fairseq_distributed():
 def _with_symbol_shares(result_string):
     @functools.wraps(result_string)
     def wrapper(self, *args, **kwargs):
-        shares = current_report().symbol_summary()
-        result = result_string(self, *args, **kwargs)
-        return f"{result} | {shares}" if shares else result
+        return extend_score_line(result_string(self, *args, **kwargs),
+                                 current_report().symbol_summary())
 
     return wrapper
 

@@ -38,7 +38,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
 
 from engine_plugin.data.labels import RARE_LABEL
-from engine_plugin.report import current_report
+from engine_plugin.report import current_report, extend_score_line
 
 # (prefix, type) of one label; outside labels have prefix "O" and an empty type.
 SplitLabel = Tuple[str, str]
@@ -211,8 +211,7 @@ class TagAccuracyScorer(_TaggingScorer):
 
 def _with_report(result: str) -> str:
     """Appends the energy/speed summary of the current generation run, if there is one."""
-    summary = current_report().summary()
-    return f"{result} | {summary}" if summary else result
+    return extend_score_line(result, current_report().summary())
 
 
 @dataclass
