@@ -77,7 +77,7 @@ from fairseq.trainer import Trainer
 from torch.nn.parallel import DistributedDataParallel
 
 from engine_plugin.checkpoint_files import atomic_copy, resume_from_readable
-from engine_plugin.checkpoints import naming_checkpoint_in_errors
+from engine_plugin.checkpoints import model_class_of, naming_checkpoint_in_errors
 from engine_plugin.distributed import DeviceAwareDDP, launch_from_torchrun
 from engine_plugin.report import current_report, extend_score_line
 from engine_plugin.safe_load import safe_torch_load
@@ -177,10 +177,9 @@ def patch_numpy_compat():
 
 def fill_model_defaults(cfg):
     """Adds the dataclass defaults of ``cfg``'s model for options ``cfg`` lacks (in place)."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
     from omegaconf import OmegaConf, open_dict
 
-    model = ARCH_MODEL_REGISTRY.get(getattr(cfg, "arch", None) or getattr(cfg, "_name", None))
+    _, model = model_class_of(cfg)
     dataclass = getattr(model, "__dataclass", None)
     if dataclass is None or not OmegaConf.is_config(cfg):
         return cfg

@@ -184,6 +184,28 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, content):
         checkpoint_utils.load_checkpoint_to_cpu(str(path))
 
 
+def test_model_class_of_reads_every_kind_of_model_config():
+    """One lookup for checkpoint_model, require_tagging_model and translation_energy's
+    build_model: a saved dict, a DictConfig, an old Namespace, an architecture alias."""
+    import argparse
+
+    from omegaconf import OmegaConf
+
+    from engine_plugin.checkpoints import checkpoint_model, model_class_of
+    from engine_plugin.models.blstm_crf import BLSTMCRFModel
+    from fairseq.models.transformer import TransformerModel
+
+    plus = {"_name": "blstm_crf", "arch": "blstm_crf_plus"}
+    for config in (plus, OmegaConf.create(plus), argparse.Namespace(arch="blstm_crf_plus")):
+        assert model_class_of(config) == ("blstm_crf_plus", BLSTMCRFModel)
+    assert model_class_of({"_name": "transformer"}) == ("transformer", TransformerModel)
+    assert model_class_of({"_name": "no_such_model"}) == ("no_such_model", None)
+    assert model_class_of(None) == (None, None)
+    old = {"args": argparse.Namespace(task="translation", arch="transformer")}
+    assert checkpoint_model(old) == ("translation", "transformer", TransformerModel)
+    assert checkpoint_model({"cfg": {"task": {}, "model": None}}) == ("?", "?", None)
+
+
 def generate_tagging(trained, *args):
     return run_many([["-m", "fairseq_cli.generate", trained["bin"], "--user-dir", PLUGIN,
                       "--task", "sequence_labeling", "--gen-subset", "test", "--cpu",

@@ -15,6 +15,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from torch import Tensor
 
 from engine_plugin import hub
+from engine_plugin.checkpoints import model_class_of
 from engine_plugin.crf import LinearChainCRF
 from engine_plugin.data.labels import LabelSpace
 from engine_plugin.modules.word_features import WordFeatures
@@ -98,10 +99,7 @@ def check_dictionaries(cfg, task):
 def require_tagging_model(cfg):
     """Raises ``ValueError`` unless the model config ``cfg`` is one of a tagging model (the
     CRF energy or a tagging infnet), e.g. when a translation checkpoint is passed instead."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
-
-    arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
-    model_class = ARCH_MODEL_REGISTRY.get(arch)
+    arch, model_class = model_class_of(cfg)
     config_class = getattr(model_class, "__dataclass", None)
     if config_class is None or not issubclass(config_class, TaggerEncoderConfig):
         raise ValueError(
