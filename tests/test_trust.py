@@ -397,6 +397,50 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(trained, tmp_path):
     assert proc.returncode != 0 and "No other readable checkpoint" in err
 
 
+def test_the_resume_fallback_reads_each_checkpoint_once(tmp_path):
+    """Unit test of the wrapper around fairseq's load_checkpoint: the newest other
+    checkpoint is tried first, an unreadable one moves on to the next, no file is read
+    twice, and an unsafe one stops the resume."""
+    from types import SimpleNamespace
+
+    from engine_plugin.checkpoint_files import resume_from_readable
+    from engine_plugin.safe_load import UnreadableCheckpointError, UnsafeCheckpointError
+
+    for age, name in enumerate(["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt",
+                                "checkpoint1.pt"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 - age, 1000 - age))
+    broken = {str(tmp_path / "checkpoint_last.pt"): UnreadableCheckpointError,
+              str(tmp_path / "checkpoint_best.pt"): UnreadableCheckpointError}
+    reads = []
+
+    def load_checkpoint(cfg, trainer, **kwargs):  # fairseq's, reading cfg.restore_file
+        path = str(tmp_path / cfg.restore_file) if cfg.restore_file == "checkpoint_last.pt" \
+            else cfg.restore_file
+        reads.append(os.path.basename(path))
+        if path in broken:
+            raise broken[path](path, f"{path} is broken")
+        return "state of " + os.path.basename(path)
+
+    def resume():
+        reads.clear()
+        cfg = SimpleNamespace(save_dir=str(tmp_path), restore_file="checkpoint_last.pt",
+                              finetune_from_model="START.pt")
+        return resume_from_readable(load_checkpoint)(cfg, SimpleNamespace(checkpoint_suffix=""))
+
+    assert resume() == "state of checkpoint2.pt"
+    assert reads == ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt"]
+    broken[str(tmp_path / "checkpoint2.pt")] = UnsafeCheckpointError
+    with pytest.raises(UnsafeCheckpointError):
+        resume()
+    assert reads == ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt"]
+    broken[str(tmp_path / "checkpoint2.pt")] = broken[str(tmp_path / "checkpoint1.pt")] = \
+        UnreadableCheckpointError
+    with pytest.raises(UnreadableCheckpointError, match="No other readable checkpoint"):
+        resume()
+    assert len(reads) == len(set(reads)) == 4
+
+
 # ------------------------------------------------------------------- distributed training
 def free_port():
     with socket.socket() as s:
