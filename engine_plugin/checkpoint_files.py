@@ -14,11 +14,11 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Optional
+from typing import List
 
 from fairseq.file_io import PathManager
 
-from engine_plugin.safe_load import UnreadableCheckpointError, is_readable_checkpoint
+from engine_plugin.safe_load import UnreadableCheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +47,19 @@ def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
     return True
 
 
-def newest_readable_checkpoint(save_dir: str, exclude: str) -> Optional[str]:
-    """The most recently written readable ``checkpoint*.pt`` of ``save_dir`` other than
-    ``exclude``, or None."""
+def other_checkpoints(save_dir: str, exclude: str) -> List[str]:
+    """The ``checkpoint*.pt`` files of ``save_dir`` other than ``exclude``, most recently
+    written first."""
     paths = [p for p in glob.glob(os.path.join(save_dir, "checkpoint*.pt"))
              if os.path.abspath(p) != os.path.abspath(exclude)]
-    for path in sorted(paths, key=os.path.getmtime, reverse=True):
-        if is_readable_checkpoint(path):
-            return path
-    return None
+    return sorted(paths, key=os.path.getmtime, reverse=True)
 
 
 def resume_from_readable(load_checkpoint):
     """Wraps ``fairseq.checkpoint_utils.load_checkpoint(cfg, trainer, ...)`` so that an
-    unreadable ``checkpoint_last.pt`` falls back to :func:`newest_readable_checkpoint`."""
+    unreadable ``checkpoint_last.pt`` falls back to the newest readable one of
+    :func:`other_checkpoints`. Each file is read once, by fairseq's own loading: an
+    unreadable one moves on to the next, an unsafe one stops the run."""
 
     def wrapper(cfg, trainer, **passthrough_args):
         try:
@@ -69,16 +68,19 @@ def resume_from_readable(load_checkpoint):
             last = os.path.join(cfg.save_dir, f"checkpoint_last{trainer.checkpoint_suffix}.pt")
             if cfg.restore_file != "checkpoint_last.pt" or error.path != last:
                 raise
-            fallback = newest_readable_checkpoint(cfg.save_dir, exclude=last)
-            if fallback is None:
-                raise UnreadableCheckpointError(last, (
-                    f"{error} No other readable checkpoint is in {cfg.save_dir}: move "
-                    f"{last} away to train from scratch."
-                )) from None
-            logger.warning("%s is unreadable (%s); resuming from %s, the newest readable "
-                           "checkpoint", last, error, fallback)
+            first = unreadable = error
+        cfg.finetune_from_model = None
+        for fallback in other_checkpoints(cfg.save_dir, exclude=last):
+            logger.warning("%s is unreadable (%s); resuming from %s, the newest other "
+                           "checkpoint", unreadable.path, unreadable, fallback)
             cfg.restore_file = fallback
-            cfg.finetune_from_model = None
-            return load_checkpoint(cfg, trainer, **passthrough_args)
+            try:
+                return load_checkpoint(cfg, trainer, **passthrough_args)
+            except UnreadableCheckpointError as error:
+                unreadable = error
+        raise UnreadableCheckpointError(last, (
+            f"{first} No other readable checkpoint is in {cfg.save_dir}: move "
+            f"{last} away to train from scratch."
+        )) from None
 
     return wrapper

@@ -37,20 +37,28 @@ def _field(config, name: str):
     return getattr(config, name, None)
 
 
+def model_class_of(model_cfg) -> Tuple[Optional[str], Optional[type]]:
+    """``(architecture, registered model class)`` of a model configuration (a checkpoint's
+    ``cfg.model`` as a dict or ``DictConfig``, the ``cfg`` a task's ``build_model`` gets, or
+    the ``argparse.Namespace`` of an old checkpoint): its ``arch``, else its ``_name``;
+    either may be None (no architecture, or one that is not registered)."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    arch = _field(model_cfg, "arch") or _field(model_cfg, "_name")
+    return arch, ARCH_MODEL_REGISTRY.get(arch)
+
+
 def checkpoint_model(state: dict) -> Tuple[str, str, Optional[type]]:
     """``(task name, architecture, registered model class or None)`` of a loaded
     checkpoint ``state`` (as ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` returns it)."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
-
     cfg = state.get("cfg")
     if cfg is not None:
-        task = _field(_field(cfg, "task"), "_name")
-        model = _field(cfg, "model")
-        arch = _field(model, "arch") or _field(model, "_name")
-    else:
-        args = state.get("args")
-        task, arch = _field(args, "task"), _field(args, "arch")
-    return task or "?", arch or "?", ARCH_MODEL_REGISTRY.get(arch)
+        task, model = _field(_field(cfg, "task"), "_name"), _field(cfg, "model")
+    else:  # checkpoints of old fairseq versions: one Namespace of all options
+        model = state.get("args")
+        task = _field(model, "task")
+    arch, model_class = model_class_of(model)
+    return task or "?", arch or "?", model_class
 
 
 def require_model(path: str, state: dict, accepts: Callable[[type], bool], needed: str):

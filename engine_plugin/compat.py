@@ -52,22 +52,34 @@ Fine-tuning clock
 they are for ``--finetune-from-model``: a model fine-tuned from a checkpoint that trained for
 an hour stops at once under ``--stop-time-hours 1``. A load that resets the meters now also
 restarts that clock (it is the ``wall`` meter of the logs).
+
+fairseq versions
+----------------
+Each fix first checks that what it replaces is there as fairseq 0.12.3 (``ve-fairseq``, the
+main branch) has it: the function with the parameters the wrapper passes on, the module
+global that an override stands in for, used by the function that should see the override.
+Otherwise importing the plugin raises :class:`FairseqVersionError`, naming the function, the
+installed fairseq version and the fix, instead of patching something else silently.
 """
 
 import functools
 import importlib
+import inspect
 import time
 import types
+from typing import Callable, Sequence
 
+import fairseq
 import numpy as np
 from fairseq import checkpoint_utils
 from fairseq.data import data_utils
 from fairseq.trainer import Trainer
+from torch.nn.parallel import DistributedDataParallel
 
 from engine_plugin.checkpoint_files import atomic_copy, resume_from_readable
-from engine_plugin.checkpoints import naming_checkpoint_in_errors
+from engine_plugin.checkpoints import model_class_of, naming_checkpoint_in_errors
 from engine_plugin.distributed import DeviceAwareDDP, launch_from_torchrun
-from engine_plugin.report import current_report
+from engine_plugin.report import current_report, extend_score_line
 from engine_plugin.safe_load import safe_torch_load
 
 
@@ -84,20 +96,76 @@ class _ModuleWithOverrides(types.ModuleType):
         return getattr(self._module, name)
 
 
-def _override_global(module_name: str, global_name: str, **overrides):
+class FairseqVersionError(RuntimeError):
+    """The installed fairseq lacks a function, or a use of a global, that a fix of
+    ``engine_plugin/compat.py`` replaces."""
+
+
+def _incompatible(patched: str, found: str) -> FairseqVersionError:
+    return FairseqVersionError(
+        f"engine_plugin/compat.py fixes {patched}, but in the installed fairseq "
+        f"{fairseq.__version__} {found}. The plugin is written for fairseq 0.12.3 "
+        "(ve-fairseq==0.12.3, or fairseq-fixed==0.12.3.1): install it with "
+        "`pip install --no-deps ve-fairseq==0.12.3` (what scripts/install.sh does), or "
+        "adapt engine_plugin/compat.py to this fairseq."
+    )
+
+
+def _qualified_name(owner, name: str) -> str:
+    if isinstance(owner, types.ModuleType):
+        return f"{owner.__name__}.{name}"
+    return f"{owner.__module__}.{owner.__qualname__}.{name}"
+
+
+def _require_function(owner, name: str, parameters: Sequence[str]) -> Callable:
+    """``owner.name``, after checking that it exists and that its parameters start with
+    ``parameters`` (the ones the replacement relies on)."""
+    patched = f"{_qualified_name(owner, name)}({', '.join(parameters)}, ...)"
+    function = getattr(owner, name, None)
+    if not callable(function):
+        raise _incompatible(patched, "it does not exist")
+    found = tuple(inspect.signature(function).parameters)
+    if found[:len(parameters)] != tuple(parameters):
+        raise _incompatible(patched, f"its parameters are ({', '.join(found)})")
+    return function
+
+
+def _require_use(function: Callable, *names: str) -> None:
+    """Checks that the code of ``function`` refers to each of ``names`` (globals and
+    attributes), which an override of one of its module's globals relies on."""
+    missing = [name for name in names if name not in function.__code__.co_names]
+    if missing:
+        raise _incompatible(
+            f"{'.'.join(names)} as {function.__module__}.{function.__qualname__} calls it",
+            f"that function does not refer to {', '.join(missing)}")
+
+
+def _override_global(module_name: str, global_name: str, used_by: Sequence[Callable] = (),
+                     **overrides):
+    """Replaces the global ``global_name`` of the module ``module_name`` by a stand-in with
+    ``overrides``, once; ``used_by`` are the functions expected to use those overrides."""
     module = importlib.import_module(module_name)
-    current = getattr(module, global_name)
-    if not isinstance(current, _ModuleWithOverrides):
-        setattr(module, global_name, _ModuleWithOverrides(current, **overrides))
+    current = getattr(module, global_name, None)
+    if isinstance(current, _ModuleWithOverrides):
+        return
+    if current is None:
+        raise _incompatible(f"the global {global_name} of {module_name}", "there is none")
+    for function in used_by:
+        _require_use(function, global_name, *overrides)
+    setattr(module, global_name, _ModuleWithOverrides(current, **overrides))
 
 
 def patch_fairseq_checkpoint_loading():
     """Makes ``fairseq.checkpoint_utils`` load stock checkpoints safely under torch >= 2.6,
     copy them atomically and resume from a readable one."""
-    _override_global(checkpoint_utils.__name__, "torch", load=safe_torch_load)
-    _override_global(checkpoint_utils.__name__, "PathManager", copy=atomic_copy)
-    _wrap_once(checkpoint_utils, "load_checkpoint", resume_from_readable)
-    _wrap_once(checkpoint_utils, "load_model_ensemble_and_task", naming_checkpoint_in_errors)
+    loader = _require_function(checkpoint_utils, "load_checkpoint_to_cpu", ("path",))
+    _override_global(checkpoint_utils.__name__, "torch", used_by=[loader], load=safe_torch_load)
+    saver = _require_function(checkpoint_utils, "save_checkpoint", ("cfg", "trainer"))
+    _require_function(checkpoint_utils.PathManager, "copy", ("src_path", "dst_path", "overwrite"))
+    _override_global(checkpoint_utils.__name__, "PathManager", used_by=[saver], copy=atomic_copy)
+    _wrap_once(checkpoint_utils, "load_checkpoint", resume_from_readable, ("cfg", "trainer"))
+    _wrap_once(checkpoint_utils, "load_model_ensemble_and_task", naming_checkpoint_in_errors,
+               ("filenames", "arg_overrides", "task", "strict", "suffix", "num_shards", "state"))
 
 
 def patch_numpy_compat():
@@ -109,10 +177,9 @@ def patch_numpy_compat():
 
 def fill_model_defaults(cfg):
     """Adds the dataclass defaults of ``cfg``'s model for options ``cfg`` lacks (in place)."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
     from omegaconf import OmegaConf, open_dict
 
-    model = ARCH_MODEL_REGISTRY.get(getattr(cfg, "arch", None) or getattr(cfg, "_name", None))
+    _, model = model_class_of(cfg)
     dataclass = getattr(model, "__dataclass", None)
     if dataclass is None or not OmegaConf.is_config(cfg):
         return cfg
@@ -124,12 +191,13 @@ def fill_model_defaults(cfg):
     return cfg
 
 
-def _wrap_once(owner, name: str, wrap):
+def _wrap_once(owner, name: str, wrap, parameters: Sequence[str]):
     """Replaces ``owner.name`` by ``wrap(owner.name)``, unless this plugin wrapped it already
-    (the plugin may be imported more than once, e.g. by ``--user-dir`` and by a script)."""
-    current = getattr(owner, name)
+    (the plugin may be imported more than once, e.g. by ``--user-dir`` and by a script).
+    The function must take ``parameters`` first (see :func:`_require_function`)."""
+    current = getattr(owner, name, None)
     if not getattr(current, "_engine_plugin_wrapped", False):
-        wrapped = wrap(current)
+        wrapped = wrap(_require_function(owner, name, parameters))
         wrapped._engine_plugin_wrapped = True
         setattr(owner, name, wrapped)
 
@@ -150,7 +218,9 @@ def _keep_last_batch(batch_by_size):
 
 def patch_fairseq_batching():
     """Makes ``fairseq.data.data_utils.batch_by_size`` keep every index."""
-    _wrap_once(data_utils, "batch_by_size", _keep_last_batch)
+    _wrap_once(data_utils, "batch_by_size", _keep_last_batch,
+               ("indices", "num_tokens_fn", "num_tokens_vec", "max_tokens", "max_sentences",
+                "required_batch_size_multiple", "fixed_shapes"))
 
 
 def patch_fairseq_distributed():
@@ -159,16 +229,19 @@ def patch_fairseq_distributed():
     from fairseq.distributed import utils as distributed_utils
     from fairseq.models import distributed_fairseq_model
 
-    _wrap_once(distributed_utils, "call_main", launch_from_torchrun)
+    _wrap_once(distributed_utils, "call_main", launch_from_torchrun, ("cfg", "main"))
+    current = getattr(distributed_fairseq_model, "DistributedDataParallel", None)
+    if not (isinstance(current, type) and issubclass(current, DistributedDataParallel)):
+        raise _incompatible(f"{distributed_fairseq_model.__name__}.DistributedDataParallel",
+                            f"it is {current!r}, not torch's DistributedDataParallel")
     distributed_fairseq_model.DistributedDataParallel = DeviceAwareDDP
 
 
 def _with_symbol_shares(result_string):
     @functools.wraps(result_string)
     def wrapper(self, *args, **kwargs):
-        shares = current_report().symbol_summary()
-        result = result_string(self, *args, **kwargs)
-        return f"{result} | {shares}" if shares else result
+        return extend_score_line(result_string(self, *args, **kwargs),
+                                 current_report().symbol_summary())
 
     return wrapper
 
@@ -179,7 +252,7 @@ def patch_fairseq_translation_scorers():
     from fairseq.scoring import bleu
 
     for scorer in (bleu.Scorer, bleu.SacrebleuScorer):
-        _wrap_once(scorer, "result_string", _with_symbol_shares)
+        _wrap_once(scorer, "result_string", _with_symbol_shares, ("self",))
 
 
 def _restart_clock_on_reset(load_checkpoint):
@@ -198,4 +271,8 @@ def _restart_clock_on_reset(load_checkpoint):
 
 def patch_fairseq_finetune_clock():
     """Makes ``Trainer.load_checkpoint(..., reset_meters=True)`` restart the training clock."""
-    _wrap_once(Trainer, "load_checkpoint", _restart_clock_on_reset)
+    clock = _require_function(Trainer, "_local_cumulative_training_time", ("self",))
+    _require_use(clock, "_start_time", "_previous_training_time")
+    _wrap_once(Trainer, "load_checkpoint", _restart_clock_on_reset,
+               ("self", "filename", "reset_optimizer", "reset_lr_scheduler",
+                "optimizer_overrides", "reset_meters"))

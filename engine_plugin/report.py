@@ -1,13 +1,26 @@
-"""Running statistics of one ``fairseq-generate`` run, printed with the score line.
+"""Running statistics of one ``fairseq-generate`` run, printed with the score line, and the
+parser of that line.
 
 fairseq-generate prints only ``scorer.result_string()`` at the end; the tagging scorers append
 ``current_report().summary()`` so that energies, search error and speed appear on the same
-line as accuracy or F1.
+line as accuracy or F1, and the stock BLEU scorers (``engine_plugin/compat.py``) append
+``current_report().symbol_summary()`` after a NAT decode, both with
+:func:`extend_score_line` (each line below is one line of the output)::
+
+    Generate test with beam=5: Accuracy = 99.14 (n_tokens=2806) | inference=viterbi
+        energy_relaxed=-82.5257 energy=-82.5257 search_error=0.0000 zero_search_error=100.0%
+        sentences=300 sentences_per_s=202.5
+    Generate test with beam=1: BLEU = 23.10 55.0/29.1/17.2/10.6 (BP = ...) | special_pad=0.00%
+        special_unk=0.40% special_bos=0.00% special_early_eos=0.10% slots=2500
+
+:func:`parse_score_line` reads such a line back; the scripts that turn generate outputs into
+tables use it, so that the format and its readers change together.
 """
 
+import re
 import time
 from contextlib import contextmanager
-from typing import Optional
+from typing import Dict, NamedTuple, Optional
 
 from torch import Tensor
 
@@ -107,3 +120,52 @@ def start_report(method: str) -> InferenceReport:
 
 def current_report() -> InferenceReport:
     return _current
+
+
+SCORE_LINE_SEPARATOR = " | "
+"""Between a scorer's result and each part this plugin appends to the score line."""
+
+# the scorer's result: "NAME = NUMBER ...", after fairseq's "Generate SUBSET with beam=K: "
+_METRIC = re.compile(r"(?:^|: )(\w+) = (-?\d+(?:\.\d+)?)")
+
+
+def extend_score_line(result: str, part: str) -> str:
+    """A scorer's ``result`` followed by ``part`` (an :meth:`InferenceReport.summary` or
+    :meth:`InferenceReport.symbol_summary`); ``result`` itself when ``part`` is empty."""
+    return f"{result}{SCORE_LINE_SEPARATOR}{part}" if part else result
+
+
+class ScoreLine(NamedTuple):
+    """What a score line says (see :func:`parse_score_line`).
+
+    metric_name: the scorer's metric, e.g. ``Accuracy``, ``F1``, ``BLEU`` (sacrebleu) or
+        ``BLEU4`` (bleu).
+    metric: its value as printed, e.g. ``"99.14"``.
+    fields: every ``key=value`` of the appended parts (``inference``, ``energy``,
+        ``search_error``, ``sentences_per_s``, ``special_pad``, ``slots``, ...), values as
+        printed without a trailing ``%``.
+    """
+
+    metric_name: str
+    metric: str
+    fields: Dict[str, str]
+
+
+def parse_score_line(line: str) -> ScoreLine:
+    """Parses the score line of ``fairseq-generate`` (its last line; the module docstring
+    shows two), with or without fairseq's ``Generate SUBSET with beam=K:`` prefix.
+
+    Raises:
+        ValueError: ``line`` does not start with a scorer's ``NAME = NUMBER``.
+    """
+    result, *parts = line.strip().split(SCORE_LINE_SEPARATOR)
+    metric = _METRIC.search(result)
+    if not metric:
+        raise ValueError(f"not a fairseq-generate score line: {line.strip()!r}")
+    fields = {}
+    for part in parts:
+        for item in part.split():
+            key, equals, value = item.partition("=")
+            if equals:
+                fields[key] = value.rstrip("%")
+    return ScoreLine(metric.group(1), metric.group(2), fields)

@@ -111,12 +111,3 @@ def safe_torch_load(f, *args, **kwargs):
         raise  # a missing or unreadable path: its own message names it
     except Exception as error:  # noqa: BLE001 - anything torch.load fails on is not a checkpoint
         raise _unreadable(_name(f), error) from None
-
-
-def is_readable_checkpoint(path: str) -> bool:
-    """True if ``path`` loads under :func:`safe_torch_load` (reads the whole file)."""
-    try:
-        safe_torch_load(path, map_location="cpu")
-    except (CheckpointError, OSError):
-        return False
-    return True

@@ -12,8 +12,8 @@ torchcrf median / ours median.
 Decoding runs under ``torch.no_grad()`` by default (how decoding is normally called);
 ``--grad`` leaves autograd on, with parameters that require grad, for both decoders.
 ``--compile both`` (the default) times our eager decoder and the torch.compile'd one
-(``viterbi(..., compile=True)``, which only compiles for L >= 80) in the same interleaved
-loop; ``on`` / ``off`` time one of them.
+(``viterbi(..., compile=True)``, which only compiles for L >= ``COMPILE_MIN_LABELS``, 80) in
+the same interleaved loop; ``on`` / ``off`` time one of them.
 
     .venv/bin/python -m scripts.bench_viterbi --threads 1 --repeats 200 --json out.json
 """
@@ -28,7 +28,7 @@ from contextlib import nullcontext
 import torch
 
 from engine_plugin.crf import LinearChainCRF
-from engine_plugin.crf.viterbi import _COMPILE_MIN_LABELS
+from engine_plugin.crf.viterbi import COMPILE_MIN_LABELS
 
 
 def _cpu_model() -> str:
@@ -182,7 +182,7 @@ def main(argv=None):
             cells += [f"{r['ours_compiled_ms']:.3f}", f"{r['speedup_compiled']:.2f}x"]
         print("| " + " | ".join(cells) + " |")
     if compiled:
-        firsts = [r["ours_compiled_first_call_ms"] for r in rows if r["L"] >= _COMPILE_MIN_LABELS]
+        firsts = [r["ours_compiled_first_call_ms"] for r in rows if r["L"] >= COMPILE_MIN_LABELS]
         if firsts:
             print(f"\nfirst compiled call (includes torch.compile): {max(firsts) / 1e3:.1f} s")
     if args.json:

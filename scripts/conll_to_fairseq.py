@@ -80,13 +80,15 @@ import sys
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from engine_plugin.data.labels import RARE_LABEL  # noqa: E402
+
 FORMATS = ("twitter", "conll2003", "conllu")
 CONLLU_COLUMNS = (
     "ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC",
 )
 FIELD_JOINER = "+"
 DEFAULT_CONLLU_FIELD = "UPOS"
-UNK_LABEL = "*"
 TRAIN_SPLIT = "train"
 
 Token = Tuple[str, str]  # (word, label)
@@ -418,7 +420,7 @@ def select_top_k(counts: "collections.Counter[str]", k: int) -> List[str]:
 
 
 def truncate_labels(splits: Dict[str, List[List[str]]], k: int, train: str = TRAIN_SPLIT,
-                    unk: str = UNK_LABEL) -> Tuple[Dict[str, List[List[str]]], List[str]]:
+                    unk: str = RARE_LABEL) -> Tuple[Dict[str, List[List[str]]], List[str]]:
     """Keep the ``k`` labels most frequent in ``splits[train]``; map all others to ``unk``.
 
     ``splits`` maps a split name to its label sequences. Counting uses the train split
@@ -566,7 +568,7 @@ def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optiona
             "sentences": len(sents),
             "tokens": toks,
             "labels": len(counts),
-            "unk_tokens": counts.get(UNK_LABEL, 0) if top_k is not None else 0,
+            "unk_tokens": counts.get(RARE_LABEL, 0) if top_k is not None else 0,
             "unseen_tokens": sum(c for lab, c in counts.items() if lab not in train_label_set),
             "escaped_words": escaped[name],
             "files": list(splits[name]),
@@ -592,7 +594,7 @@ def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optiona
         print(f"{p} --bioes: IOB -> BIOES ({iob_i_starts} chunks began with I-, i.e. IOB1 style)", file=log)
     if top_k is not None:
         print(f"{p} --top-k-labels {top_k}: train had {len(original_train_labels)} distinct labels; "
-              f"kept {min(top_k, len(original_train_labels))}, the rest -> '{UNK_LABEL}'", file=log)
+              f"kept {min(top_k, len(original_train_labels))}, the rest -> '{RARE_LABEL}'", file=log)
         ranked = _by_frequency(original_train_labels)
         if len(ranked) > top_k and ranked[top_k - 1][1] == ranked[top_k][1]:
             c = ranked[top_k - 1][1]
@@ -605,7 +607,7 @@ def convert(splits: Dict[str, List[str]], fmt: str, out_dir: str, field: Optiona
                 f"{st['labels']} distinct labels")
         if top_k is not None:
             rate = 100.0 * st["unk_tokens"] / st["tokens"]
-            line += f"; '{UNK_LABEL}' rate {rate:.2f}% ({st['unk_tokens']}/{st['tokens']})"
+            line += f"; '{RARE_LABEL}' rate {rate:.2f}% ({st['unk_tokens']}/{st['tokens']})"
         if name != TRAIN_SPLIT and st["unseen_tokens"]:
             line += f"; {st['unseen_tokens']} tokens carry labels not in train"
         if st["escaped_words"]:
@@ -663,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="convert IOB1/IOB2 labels to BIOES (type-aware)")
     ap.add_argument("--top-k-labels", type=int, default=None, metavar="K",
                     help=f"keep the K labels most frequent in the train split; map every other "
-                         f"label in every split to '{UNK_LABEL}' (the '{UNK_LABEL}' rate per split is printed)")
+                         f"label in every split to '{RARE_LABEL}' (the '{RARE_LABEL}' rate per split is printed)")
     ap.add_argument("--lowercase", action="store_true", help="lower-case words (not labels)")
     ap.add_argument("--escape-whitespace", action="store_true",
                     help="replace whitespace characters inside a word (e.g. U+00A0, which fairseq "

@@ -34,15 +34,17 @@ reports ``search_error=``, the mean computed here is compared with it (a warning
 import argparse
 import csv
 import math
+import os
 import re
 import sys
 
 from scipy.stats import spearmanr
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from engine_plugin.report import parse_score_line  # noqa: E402
+
 H_LINE = re.compile(r"^H-(\d+)\t(\S+)\t(.*)$")
 ST_LINE = re.compile(r"^([ST])-(\d+)\t(.*)$")
-INFERENCE = re.compile(r"\binference=(\S+)")
-REPORTED = re.compile(r"\bsearch_error=(-?[\d.]+)")
 LN2 = math.log(2)
 UNK = "<unk>"
 
@@ -78,13 +80,21 @@ def read_generate(path):
                 (src if m.group(1) == "S" else tgt)[int(m.group(2))] = m.group(3).split()
                 continue
             if line.startswith("Generate "):
-                m = INFERENCE.search(line)
-                summary["inference"] = m.group(1) if m else None
-                m = REPORTED.search(line)
-                summary["search_error"] = float(m.group(1)) if m else None
+                summary = _score_line_summary(path, lineno, line)
     if not hyps:
         raise AnalysisError(f"{path}: no H- lines (not fairseq-generate output?)")
     return {i: (e, y, src.get(i), tgt.get(i)) for i, (e, y) in hyps.items()}, summary
+
+
+def _score_line_summary(path, lineno, line):
+    """``{"inference", "search_error"}`` of a score line (None where absent)."""
+    try:
+        fields = parse_score_line(line).fields
+        reported = fields.get("search_error")
+        return {"inference": fields.get("inference"),
+                "search_error": None if reported is None else float(reported)}
+    except ValueError as error:
+        raise AnalysisError(f"{path}:{lineno}: {error}") from None
 
 
 def _id_mismatch(path, ids, ref_path, ref_ids):

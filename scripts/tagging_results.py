@@ -25,9 +25,11 @@ development split from exactly the runs of its grid.
 import argparse
 import csv
 import os
-import re
 import sys
 from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from engine_plugin.report import parse_score_line as parse_generate_score_line  # noqa: E402
 
 COLUMNS = [
     "data", "split", "method", "arch", "n", "lr", "metric_name", "metric", "energy_relaxed",
@@ -35,30 +37,31 @@ COLUMNS = [
     "batch_size", "command", "train_command", "score_line",
 ]
 
-_METRIC = re.compile(r"\b(Accuracy|F1) = (-?[\d.]+)")
-_FIELD = re.compile(r"\b(inference|energy_relaxed|energy|search_error|zero_search_error|"
-                    r"sentences|sentences_per_s)=(\S+)")
+METRIC_NAMES = {"Accuracy": "acc", "F1": "F1"}  # tag_accuracy's and span_f1's
 
 
 def parse_score_line(line: str) -> Dict[str, str]:
-    """The fields of a tagging score line: ``metric_name`` (``acc`` or ``F1``), ``metric``,
-    ``energy_relaxed``, ``energy``, ``search_error``, ``zero_search_error`` (percent, no
-    ``%``), ``sentences``, ``sentences_per_s``.
+    """The fields of a tagging score line (read by
+    :func:`engine_plugin.report.parse_score_line`): ``metric_name`` (``acc`` or ``F1``),
+    ``metric``, ``energy_relaxed``, ``energy``, ``search_error``, ``zero_search_error``
+    (percent, no ``%``), ``sentences``, ``sentences_per_s``.
 
     Raises:
         ValueError: the line has no ``Accuracy =``/``F1 =`` or no energy/speed summary.
     """
-    metric = _METRIC.search(line)
-    fields = dict(_FIELD.findall(line.split(" | ", 1)[1] if " | " in line else ""))
-    if not metric or "sentences_per_s" not in fields or "energy" not in fields:
+    try:
+        metric_name, metric, fields = parse_generate_score_line(line)
+    except ValueError:
+        metric_name, fields = None, {}
+    if metric_name not in METRIC_NAMES or "sentences_per_s" not in fields or "energy" not in fields:
         raise ValueError(f"not a tagging score line: {line.strip()!r}")
     return {
-        "metric_name": "acc" if metric.group(1) == "Accuracy" else "F1",
-        "metric": metric.group(2),
+        "metric_name": METRIC_NAMES[metric_name],
+        "metric": metric,
         "energy_relaxed": fields.get("energy_relaxed", ""),
         "energy": fields["energy"],
         "search_error": fields.get("search_error", ""),
-        "zero_search_error": fields.get("zero_search_error", "").rstrip("%"),
+        "zero_search_error": fields.get("zero_search_error", ""),
         "sentences": fields.get("sentences", ""),
         "sentences_per_s": fields["sentences_per_s"],
     }

@@ -91,3 +91,66 @@ def test_patches_apply_once():
     patch_fairseq_finetune_clock()
     assert (data_utils.batch_by_size, Trainer.load_checkpoint) == before
     assert getattr(Trainer.load_checkpoint, "__wrapped__", None) is not None
+
+
+def _fails_naming_the_fairseq_version(patch, *expected):
+    import fairseq
+
+    from engine_plugin.compat import FairseqVersionError
+
+    with pytest.raises(FairseqVersionError) as error:
+        patch()
+    message = str(error.value)
+    for text in (f"fairseq {fairseq.__version__}", "ve-fairseq==0.12.3", *expected):
+        assert text in message, message
+
+
+def test_a_function_with_other_parameters_is_not_wrapped(monkeypatch):
+    from engine_plugin.compat import patch_fairseq_batching
+
+    def batch_by_size(indices, max_tokens):  # not the signature the fix passes arguments by
+        return [indices]
+
+    monkeypatch.setattr(data_utils, "batch_by_size", batch_by_size)
+    _fails_naming_the_fairseq_version(patch_fairseq_batching,
+                                      "fairseq.data.data_utils.batch_by_size(indices, num_tokens_fn",
+                                      "its parameters are (indices, max_tokens)")
+    assert data_utils.batch_by_size is batch_by_size
+
+
+def test_a_missing_function_is_named(monkeypatch):
+    from fairseq.trainer import Trainer
+
+    from engine_plugin.compat import patch_fairseq_finetune_clock
+
+    monkeypatch.delattr(Trainer, "load_checkpoint")
+    _fails_naming_the_fairseq_version(patch_fairseq_finetune_clock,
+                                      "fairseq.trainer.Trainer.load_checkpoint(self, filename",
+                                      "it does not exist")
+
+
+def test_an_override_of_a_global_that_fairseq_no_longer_uses_is_refused(monkeypatch):
+    """A checkpoint_utils that reads checkpoints without its global ``torch`` would bypass
+    the safe loader: the fix says so rather than overriding a global nobody uses."""
+    from engine_plugin.compat import patch_fairseq_checkpoint_loading
+
+    def load_checkpoint_to_cpu(path, arg_overrides=None):
+        with open(path, "rb") as f:
+            return f.read()
+
+    monkeypatch.setattr(checkpoint_utils, "torch", torch)  # as before the plugin's import
+    monkeypatch.setattr(checkpoint_utils, "load_checkpoint_to_cpu", load_checkpoint_to_cpu)
+    _fails_naming_the_fairseq_version(patch_fairseq_checkpoint_loading, "torch.load",
+                                      "does not refer to torch, load")
+    assert checkpoint_utils.torch is torch
+
+
+def test_a_replaced_ddp_class_is_refused(monkeypatch):
+    from fairseq.models import distributed_fairseq_model
+
+    from engine_plugin.compat import patch_fairseq_distributed
+
+    monkeypatch.setattr(distributed_fairseq_model, "DistributedDataParallel", object)
+    _fails_naming_the_fairseq_version(patch_fairseq_distributed, "DistributedDataParallel",
+                                      "not torch's DistributedDataParallel")
+    assert distributed_fairseq_model.DistributedDataParallel is object

@@ -192,6 +192,26 @@ def test_truncate_labels_counts_train_only():
     assert new_all["train"] == splits["train"] and new_all["valid"][0] == ["*"] * 4 + ["C"]
 
 
+def test_the_rare_bucket_is_the_label_the_scorers_never_count_correct():
+    """The bucket written by --top-k-labels is the package's RARE_LABEL: a bucketed gold
+    label is wrong even where it is predicted, by the scorer and by the training metric."""
+    import torch
+    from fairseq.data import Dictionary
+
+    from engine_plugin.data.labels import LabelSpace
+    from engine_plugin.scoring.tagging import accuracy_counts
+
+    new, _ = c2f.truncate_labels({"train": [["A", "A", "B"]], "test": [["B", "A"]]}, 1)
+    assert accuracy_counts(new["test"], new["test"]) == (1, 2)
+    labels = Dictionary()
+    for label in ("A", *new["test"][0]):
+        labels.add_symbol(label)
+    space = LabelSpace(labels)
+    gold = torch.tensor([[space.names.index(label) for label in new["test"][0]]])
+    assert space.correct(gold, gold, torch.ones_like(gold, dtype=torch.bool)).tolist() == [
+        [False, True]]
+
+
 def test_truncate_labels_refuses_real_star_label():
     with pytest.raises(ValueError, match="real label"):
         c2f.truncate_labels({"train": [["*", "A"]]}, 1)

@@ -21,6 +21,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 import engine_plugin  # noqa: F401  (registers the task and models)
 from engine_plugin.relaxations import OPERATORS, relax
+from engine_plugin.report import parse_score_line
 from engine_plugin.tasks.translation_energy import TranslationEnergyConfig, TranslationEnergyTask
 from engine_plugin.translation_generator import LengthSelectingGenerator, strip_nat_boundaries
 from tests.fixtures.tiny_translation import PLUGIN, run_all
@@ -338,7 +339,7 @@ def test_generate_decodes_every_test_sentence(infnets):
         hypos = _hypotheses(text)
         assert sorted(hypos) == list(range(24)), key
         # the score line ends with the special symbols among the positions the NAT filled
-        shares = dict(f.split("=") for f in text.strip().splitlines()[-1].split(" | ")[-1].split())
+        shares = parse_score_line(text.strip().splitlines()[-1]).fields
         assert set(shares) == {"special_pad", "special_unk", "special_bos",
                                "special_early_eos", "slots"}, key
         assert int(shares["slots"]) >= sum(n - 2 for _, n in hypos.values()), key

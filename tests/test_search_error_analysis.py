@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from engine_plugin.report import parse_score_line
 from scripts import eval_lm_sentence_ppl as ppl_script
 from scripts import search_error_analysis as sea
 from tests.cli import ROOT
@@ -296,7 +297,7 @@ def test_search_error_recipe_end_to_end(tmp_path):
     # the per-sentence search errors average to what fairseq-generate's score line reports
     for method in ("gd", "infnet"):
         final = (work / f"generate.{method}.txt").read_text().strip().splitlines()[-1]
-        reported = float(re.search(r"search_error=([\d.]+)", final).group(1))
+        reported = float(parse_score_line(final).fields["search_error"])
         mean = [float(m) for meth, pred, _, _, _, m in rows if meth == method and pred == "length"]
         assert mean[0] == pytest.approx(reported, abs=1e-3)
     # the untrained-enough infnet makes search errors on most sentences: rho is defined

@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from engine_plugin.report import parse_score_line
 from engine_plugin.tasks.sequence_labeling import SequenceLabelingConfig, SequenceLabelingTask
 from examples.quickstart.make_corpus import write_corpus
 from tests.cli import preprocess_tagging, run
@@ -42,7 +43,9 @@ def test_generate_labels_every_sentence_and_reports_energy(trained):
     assert sorted(hyps) == list(range(45)) and sorted(refs) == list(range(45))
     assert all(len(hyps[i]) == len(refs[i]) for i in hyps)
     final = out.strip().splitlines()[-1]
-    acc = float(re.search(r"Accuracy = ([\d.]+)", final).group(1))
+    score = parse_score_line(final)
+    assert score.metric_name == "Accuracy"
+    acc = float(score.metric)
     correct = sum(h == r for i in hyps for h, r in zip(hyps[i], refs[i]))
     total = sum(len(r) for r in refs.values())
     assert acc == pytest.approx(100 * correct / total, abs=0.01)
@@ -160,10 +163,10 @@ def test_every_solver_runs_through_fairseq_generate(infnet, method):
     out = run("generate", trained / "bin", "--user-dir", "engine_plugin", "--task",
               "sequence_labeling", "--path", path, "--gen-subset", "test", "--batch-size", "16",
               "--cpu", "--inference", method, "--scoring", "tag_accuracy", *extra).stdout
-    final = out.strip().splitlines()[-1]
-    assert f"inference={method}" in final
+    fields = parse_score_line(out.strip().splitlines()[-1]).fields
+    assert fields["inference"] == method
     assert len(re.findall(r"^H-\d+\t", out, re.M)) == 45
-    search_error = float(re.search(r"search_error=([\d.]+)", final).group(1))
+    search_error = float(fields["search_error"])
     assert search_error >= 0
 
 

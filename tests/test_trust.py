@@ -184,6 +184,28 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, content):
         checkpoint_utils.load_checkpoint_to_cpu(str(path))
 
 
+def test_model_class_of_reads_every_kind_of_model_config():
+    """One lookup for checkpoint_model, require_tagging_model and translation_energy's
+    build_model: a saved dict, a DictConfig, an old Namespace, an architecture alias."""
+    import argparse
+
+    from omegaconf import OmegaConf
+
+    from engine_plugin.checkpoints import checkpoint_model, model_class_of
+    from engine_plugin.models.blstm_crf import BLSTMCRFModel
+    from fairseq.models.transformer import TransformerModel
+
+    plus = {"_name": "blstm_crf", "arch": "blstm_crf_plus"}
+    for config in (plus, OmegaConf.create(plus), argparse.Namespace(arch="blstm_crf_plus")):
+        assert model_class_of(config) == ("blstm_crf_plus", BLSTMCRFModel)
+    assert model_class_of({"_name": "transformer"}) == ("transformer", TransformerModel)
+    assert model_class_of({"_name": "no_such_model"}) == ("no_such_model", None)
+    assert model_class_of(None) == (None, None)
+    old = {"args": argparse.Namespace(task="translation", arch="transformer")}
+    assert checkpoint_model(old) == ("translation", "transformer", TransformerModel)
+    assert checkpoint_model({"cfg": {"task": {}, "model": None}}) == ("?", "?", None)
+
+
 def generate_tagging(trained, *args):
     return run_many([["-m", "fairseq_cli.generate", trained["bin"], "--user-dir", PLUGIN,
                       "--task", "sequence_labeling", "--gen-subset", "test", "--cpu",
@@ -373,6 +395,50 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(trained, tmp_path):
         path.write_bytes(b"")
     proc, _, err = run_many([["-m", "fairseq_cli.train", *again]])[0]
     assert proc.returncode != 0 and "No other readable checkpoint" in err
+
+
+def test_the_resume_fallback_reads_each_checkpoint_once(tmp_path):
+    """Unit test of the wrapper around fairseq's load_checkpoint: the newest other
+    checkpoint is tried first, an unreadable one moves on to the next, no file is read
+    twice, and an unsafe one stops the resume."""
+    from types import SimpleNamespace
+
+    from engine_plugin.checkpoint_files import resume_from_readable
+    from engine_plugin.safe_load import UnreadableCheckpointError, UnsafeCheckpointError
+
+    for age, name in enumerate(["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt",
+                                "checkpoint1.pt"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 - age, 1000 - age))
+    broken = {str(tmp_path / "checkpoint_last.pt"): UnreadableCheckpointError,
+              str(tmp_path / "checkpoint_best.pt"): UnreadableCheckpointError}
+    reads = []
+
+    def load_checkpoint(cfg, trainer, **kwargs):  # fairseq's, reading cfg.restore_file
+        path = str(tmp_path / cfg.restore_file) if cfg.restore_file == "checkpoint_last.pt" \
+            else cfg.restore_file
+        reads.append(os.path.basename(path))
+        if path in broken:
+            raise broken[path](path, f"{path} is broken")
+        return "state of " + os.path.basename(path)
+
+    def resume():
+        reads.clear()
+        cfg = SimpleNamespace(save_dir=str(tmp_path), restore_file="checkpoint_last.pt",
+                              finetune_from_model="START.pt")
+        return resume_from_readable(load_checkpoint)(cfg, SimpleNamespace(checkpoint_suffix=""))
+
+    assert resume() == "state of checkpoint2.pt"
+    assert reads == ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt"]
+    broken[str(tmp_path / "checkpoint2.pt")] = UnsafeCheckpointError
+    with pytest.raises(UnsafeCheckpointError):
+        resume()
+    assert reads == ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint2.pt"]
+    broken[str(tmp_path / "checkpoint2.pt")] = broken[str(tmp_path / "checkpoint1.pt")] = \
+        UnreadableCheckpointError
+    with pytest.raises(UnreadableCheckpointError, match="No other readable checkpoint"):
+        resume()
+    assert len(reads) == len(set(reads)) == 4
 
 
 # ------------------------------------------------------------------- distributed training

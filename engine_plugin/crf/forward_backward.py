@@ -11,10 +11,12 @@ Two implementations of the same quantity:
 - ``log_partition``: forward-backward in *scaled exp space*. With ``P = exp(W - max W)``,
   ``Q_t = exp(e_t - max_l e_t)``, each forward step is a matrix product
   ``a_t = (a_{t-1} P) * Q_t`` (``(B, L) x (L, L)``), renormalised every few steps, the
-  norms ``c_t`` accumulating ``log Z``. Its backward (a ``torch.autograd.Function``) runs one
-  backward recursion ``b_t = P (Q_{t+1} * b_{t+1})`` and returns the marginals as the
-  gradient with respect to the emissions, and expected transition counts (one
-  ``(L, B T) x (B T, L)`` product) as that of the transitions: no autograd tape through T.
+  norms ``c_t`` accumulating ``log Z``. When a gradient is needed, the forward pass also runs
+  the backward recursion ``b_t = P (Q_{t+1} * b_{t+1})`` (for small label sets in the same
+  batched products as the forward one) and keeps both; the backward of the
+  ``torch.autograd.Function`` then only combines them into the marginals (the gradient with
+  respect to the emissions, start and end scores) and expected transition counts (one
+  ``(L, B T) x (B T, L)`` product, that of the transitions): no autograd tape through T.
 
 Scaled exp space is exact up to rounding as long as no number that carries probability
 mass underflows. One step scales the total mass by a factor in ``[exp(-R) / L, L]`` and

@@ -10,12 +10,16 @@ The energy of a labelling ``y`` (``(B, T, L)``, rows one-hot or on the simplex) 
     E(x, y) = -( sum_t y_t . e_t + sum_{t>0} y_{t-1}^T W y_t + y_0 . s + y_n . f )
 
 with emissions ``e`` (``(B, T, L)``), transitions ``W`` (``(L, L)``, from row to column),
-start scores ``s`` and end scores ``f`` (``(L,)``). Every routine scores exactly this
-energy, start and end terms included: ``log_partition`` is ``log sum_y exp(-E(x, y))``
-over one-hot ``y`` (forward-backward in scaled exp space, see ``forward_backward``),
-``viterbi`` and ``kbest`` minimise it (max-plus recursions, see ``viterbi`` and
-``kbest``), so Viterbi's output has the lowest energy of all labellings. ``constraints``
-(``label_constraints``) restrict decoding to allowed paths; their energies are unchanged.
+start scores ``s`` and end scores ``f`` (``(L,)``), ``y_n`` the label of the last real
+position. Every routine scores exactly this energy, start and end terms included:
+``log_partition`` is ``log sum_y exp(-E(x, y))`` over one-hot ``y`` (the forward algorithm,
+in scaled exp space where the range of the scores allows it and in log space otherwise, see
+``forward_backward``); ``viterbi`` and ``kbest`` minimise it (max-plus recursions, see
+``viterbi`` and ``kbest``), so Viterbi's output has the lowest energy of all labellings.
+The three are separate loops, each laid out for its own speed, not one recursion written
+over two semirings; the tests check each against enumeration of all labellings.
+``constraints`` (``label_constraints``) restrict decoding and the marginals to allowed
+paths by scoring forbidden transitions ``-inf``; the energies of allowed paths are unchanged.
 """
 
 from typing import Optional, Tuple
@@ -28,8 +32,9 @@ from torch import Tensor
 from engine_plugin.crf import forward_backward
 from engine_plugin.crf.constraints import check_constraints, constrained_scores
 from engine_plugin.crf.kbest import kbest_decode
-from engine_plugin.crf.masks import check_mask, last_positions
+from engine_plugin.crf.masks import last_positions
 from engine_plugin.crf.viterbi import compile_enabled, max_plus_decode
+from engine_plugin.masks import check_mask
 
 
 class LinearChainCRF(nn.Module):
@@ -73,7 +78,7 @@ class LinearChainCRF(nn.Module):
         Returns:
             (B,) energies, ``-score``; lower is better.
         """
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         if labels.dim() == 2:
             return self._index_energy(emissions, labels, mask)
         if labels.shape != emissions.shape:
@@ -106,9 +111,10 @@ class LinearChainCRF(nn.Module):
 
     # ------------------------------------------------------- partition, marginals
     def log_partition(self, emissions: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,); differentiable
-        (analytic backward: the gradient with respect to the emissions is the marginals)."""
-        mask = check_mask(emissions, mask)
+        """log Z(x) = log sum_y exp(-E(x, y)) over one-hot y, shape (B,); differentiable,
+        its gradient with respect to the emissions being the marginals (an analytic backward
+        in scaled exp space, autograd through the log-space fallback)."""
+        mask = check_mask(emissions, mask, "emissions")
         return forward_backward.log_partition(emissions, mask, *self._params())
 
     def marginals(self, emissions: Tensor, mask: Optional[Tensor] = None,
@@ -118,7 +124,7 @@ class LinearChainCRF(nn.Module):
 
         With ``constraints`` (as for ``viterbi``) the distribution is over allowed
         labellings only (computed by the log-space recursion, exact but slower)."""
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         return forward_backward.marginals(emissions, mask,
                                           *self._scores(constraints, emissions.device))
 
@@ -134,7 +140,7 @@ class LinearChainCRF(nn.Module):
             raise ValueError(f"reduction must be none, sum or mean, got {reduction!r}")
         if labels.dim() != 2:
             raise ValueError(f"nll takes gold label indices (B, T), got shape {tuple(labels.shape)}")
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         losses = (self._index_energy(emissions, labels, mask)
                   + forward_backward.log_partition(emissions, mask, *self._params()))
         if reduction == "none":
@@ -151,8 +157,9 @@ class LinearChainCRF(nn.Module):
         Args:
             emissions: (B, T, L) unary scores.
             mask: (B, T) bool, True on real tokens.
-            compile: use a torch.compile'd max-plus step when ``L >= 80`` (None: follow the
-                ``ENGINE_PLUGIN_CRF_COMPILE`` environment variable, off by default). The first
+            compile: use a torch.compile'd max-plus step when ``L >= COMPILE_MIN_LABELS``
+                (80, in ``engine_plugin.crf.viterbi``). None: follow the
+                ``ENGINE_PLUGIN_CRF_COMPILE`` environment variable, off by default. The first
                 compiled call of a process compiles (seconds); failures fall back to eager.
             constraints: ``(transitions (L, L), start (L,), end (L,))`` bool, True where
                 allowed (``label_constraints``); None allows everything.
@@ -162,7 +169,7 @@ class LinearChainCRF(nn.Module):
                 labellings); differentiable with respect to the emissions and the CRF
                 parameters when gradients are enabled.
         """
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         if emissions.shape[1] == 0:
             raise ValueError("viterbi needs at least one position (T >= 1)")
         if compile is None:
@@ -199,7 +206,7 @@ class LinearChainCRF(nn.Module):
         """
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        mask = check_mask(emissions, mask)
+        mask = check_mask(emissions, mask, "emissions")
         B, T, L = emissions.shape
         if T == 0:
             raise ValueError("kbest needs at least one position (T >= 1)")

@@ -40,10 +40,10 @@ def _max_plus_values(prev: Tensor, transitions_t: Tensor) -> Tensor:
 # position over (B, L) instead of storing (B, L) backpointers from a (B, L, L) argmax.
 # (CPU, B=10, T=30: backpointers faster at L=17, 25; values faster from L=32 on.)
 _BACKPOINTER_MAX_LABELS = 28
-# torch.compile of the max-plus step only pays from about this size: a compiled call costs
-# ~30 us on CPU, more than a whole eager step at small L (eager faster at L=64, compiled
-# faster from L=96 on).
-_COMPILE_MIN_LABELS = 80
+COMPILE_MIN_LABELS = 80
+"""Fewest labels for which ``viterbi(..., compile=True)`` uses the ``torch.compile``'d
+max-plus step (below it decoding stays eager): a compiled call costs ~30 us on CPU, more
+than a whole eager step at small L (eager faster at L=64, compiled faster from L=96 on)."""
 _compiled_values: Optional[Callable[[Tensor, Tensor], Tensor]] = None
 _compile_failed = False
 
@@ -90,7 +90,7 @@ def max_plus_decode(emissions: Tensor, last: Tensor, transitions: Tensor, start:
     B, T, L = emissions.shape
     transitions_t = transitions.t().contiguous()  # (L_to, L_from)
     with_backpointers = L <= _BACKPOINTER_MAX_LABELS
-    use_compiled = compile and not with_backpointers and L >= _COMPILE_MIN_LABELS
+    use_compiled = compile and not with_backpointers and L >= COMPILE_MIN_LABELS
     steps = emissions.unbind(1)
     scores = start + steps[0]
     history, backpointers = [scores], []

@@ -23,16 +23,14 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from engine_plugin.relaxations import OPERATORS
-from engine_plugin.tasks.energy_task import EnergyTaskMixin
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, energy_path_field
 
 OPERATOR_CHOICES = ChoiceEnum(list(OPERATORS))
 
 
 @dataclass
 class EnergyLossConfig(FairseqDataclass):
-    energy_path: Optional[str] = field(
-        default=None, metadata={"help": "checkpoint of the frozen energy (CRF or AR teacher)"}
-    )
+    energy_path: Optional[str] = energy_path_field()
     energy_weight: float = field(
         default=1.0, metadata={"help": "weight w of the energy term; 0 = local baseline"}
     )

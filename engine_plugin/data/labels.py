@@ -9,6 +9,10 @@ import hashlib
 
 from torch import Tensor
 
+RARE_LABEL = "*"
+"""The label that stands for every label outside the kept set (``conll_to_fairseq.py
+--top-k-labels``); a gold ``*`` is never counted as correctly predicted."""
+
 
 class LabelSpace:
     """The real labels of a fairseq label dictionary.
@@ -25,8 +29,7 @@ class LabelSpace:
             raise ValueError("the label dictionary has no labels")
         self.names = real  # label index -> label name
         self.num_labels = len(real)
-        # "*" stands for every label outside the kept set: a gold "*" is never correct
-        self.rare = real.index("*") if "*" in real else -1
+        self.rare = real.index(RARE_LABEL) if RARE_LABEL in real else -1
 
     def to_labels(self, tags: Tensor) -> Tensor:
         """Dictionary indices (B, T) -> label indices in [0, L) (padding becomes negative)."""
@@ -37,7 +40,8 @@ class LabelSpace:
         return labels + self.offset
 
     def correct(self, predicted: Tensor, gold: Tensor, mask: Tensor) -> Tensor:
-        """(B, T) bool: real tokens whose prediction equals a gold label other than ``*``."""
+        """(B, T) bool: real tokens whose prediction equals a gold label other than
+        :data:`RARE_LABEL`."""
         return (predicted == gold) & mask & (gold != self.rare)
 
 

@@ -35,8 +35,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from engine_plugin.checkpoints import freeze, load_frozen_model, weights_digest
-from engine_plugin.crf import check_mask
 from engine_plugin.energies.base import StructuredEnergy
+from engine_plugin.masks import check_mask
 from engine_plugin.relaxations import relax
 
 
@@ -430,7 +430,7 @@ class TranslationEnergy(StructuredEnergy):
             )
         if mask.dtype != torch.bool:
             raise ValueError(f"target_mask must be a bool tensor, got {mask.dtype}")
-        check_mask(dist, mask)
+        check_mask(dist, mask, "distributions")
 
 
 def _specials(dictionary) -> Tuple[int, int, int, int]:

@@ -15,6 +15,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from torch import Tensor
 
 from engine_plugin import hub
+from engine_plugin.checkpoints import model_class_of
 from engine_plugin.crf import LinearChainCRF
 from engine_plugin.data.labels import LabelSpace
 from engine_plugin.modules.word_features import WordFeatures
@@ -98,12 +99,8 @@ def check_dictionaries(cfg, task):
 def require_tagging_model(cfg):
     """Raises ``ValueError`` unless the model config ``cfg`` is one of a tagging model (the
     CRF energy or a tagging infnet), e.g. when a translation checkpoint is passed instead."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
-
-    arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
-    model_class = ARCH_MODEL_REGISTRY.get(arch)
-    config_class = getattr(model_class, "__dataclass", None)
-    if config_class is None or not issubclass(config_class, TaggerEncoderConfig):
+    arch, model_class = model_class_of(cfg)
+    if model_class is None or not issubclass(model_class, TaggingModel):
         raise ValueError(
             f"the checkpoint holds a {arch} model, but --task sequence_labeling needs a "
             "blstm_crf energy or a tagger_* inference network"
@@ -134,20 +131,10 @@ class BLSTMEncoder(nn.Module):
         return self.dropout(out)
 
 
-@register_model("blstm_crf", dataclass=TaggerEncoderConfig)
-class BLSTMCRFModel(BaseFairseqModel):
-    """Energy ``E(x, y) = CRF(emissions(x), y)``; emissions are a linear map of BLSTM states.
-
-    ``forward`` returns emissions ``(B, T, L)``; ``energy`` scores one-hot or relaxed
-    labellings ``(B, T, L)``; ``crf`` holds transitions and does Viterbi / log Z.
-    """
-
-    def __init__(self, cfg, encoder, num_labels):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = encoder
-        self.emission = nn.Linear(encoder.output_dim, num_labels)
-        self.crf = LinearChainCRF(num_labels)
+class TaggingModel(BaseFairseqModel):
+    """What the CRF energy and the tagging inference networks share: the word-encoder
+    options (a :class:`TaggerEncoderConfig` and ``--no-lowercase-embeddings``), padding
+    masks of ``self.padding_idx``, no length limit, and loading in fairseq's hub style."""
 
     @classmethod
     def add_args(cls, parser):
@@ -164,6 +151,30 @@ class BLSTMCRFModel(BaseFairseqModel):
         return hub.from_pretrained(cls, model_name_or_path, checkpoint_file,
                                    data_name_or_path, **kwargs)
 
+    def padding_mask(self, src_tokens: Tensor) -> Tensor:
+        """(B, T) bool, True on real words of the padded word ids ``src_tokens`` (B, T)."""
+        return src_tokens.ne(self.padding_idx)
+
+    def max_positions(self):
+        return None
+
+
+@register_model("blstm_crf", dataclass=TaggerEncoderConfig)
+class BLSTMCRFModel(TaggingModel):
+    """Energy ``E(x, y) = CRF(emissions(x), y)``; emissions are a linear map of BLSTM states.
+
+    ``forward`` returns emissions ``(B, T, L)``; ``energy`` scores one-hot or relaxed
+    labellings ``(B, T, L)``; ``crf`` holds transitions and does Viterbi / log Z.
+    """
+
+    def __init__(self, cfg, encoder, num_labels):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.padding_idx = encoder.padding_idx
+        self.emission = nn.Linear(encoder.output_dim, num_labels)
+        self.crf = LinearChainCRF(num_labels)
+
     @classmethod
     def build_model(cls, cfg, task):
         check_dictionaries(cfg, task)
@@ -174,16 +185,9 @@ class BLSTMCRFModel(BaseFairseqModel):
         """Emission scores ``(B, T, L)`` of the padded word ids ``src_tokens`` (B, T)."""
         return self.emission(self.encoder(src_tokens, src_lengths))
 
-    def padding_mask(self, src_tokens: Tensor) -> Tensor:
-        """(B, T) bool, True on real words."""
-        return src_tokens.ne(self.encoder.padding_idx)
-
     def energy(self, emissions: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
         """(B,) energies of labels (B, T) or distributions (B, T, L); see ``LinearChainCRF``."""
         return self.crf.energy(emissions, labels, mask)
-
-    def max_positions(self):
-        return None
 
 
 # The ``blstm_crf`` architecture is the config's defaults (registered with the model). A

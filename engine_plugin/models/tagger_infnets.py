@@ -25,14 +25,13 @@ from typing import List
 
 import torch
 import torch.nn as nn
-from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models import register_model, register_model_architecture
 from torch import Tensor
 
-from engine_plugin import hub
 from engine_plugin.models.blstm_crf import (
     BLSTMEncoder,
     TaggerEncoderConfig,
-    add_negated_flags,
+    TaggingModel,
     apply_plus_defaults,
     check_dictionaries,
 )
@@ -73,7 +72,7 @@ def parse_widths(widths: str) -> List[int]:
     return parsed
 
 
-class TaggerInfnet(BaseFairseqModel):
+class TaggerInfnet(TaggingModel):
     """Base class of the tagging inference networks: subclasses build their layers in
     ``__init__(cfg, dictionary, num_labels)`` and override ``forward``."""
 
@@ -84,21 +83,15 @@ class TaggerInfnet(BaseFairseqModel):
         self.num_labels = num_labels
 
     @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        add_negated_flags(parser)
-
-    @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
-                        data_name_or_path=".", energy_path=None, inference="infnet", **kwargs):
-        """A :class:`~engine_plugin.hub.TaggerHubInterface` for the inference network in
+    def from_pretrained(cls, *args, energy_path=None, inference="infnet", **kwargs):
+        """:meth:`TaggingModel.from_pretrained` for the inference network in
         ``model_name_or_path/checkpoint_file``, measured against the CRF checkpoint
         ``energy_path``; ``inference`` is ``infnet``, ``tailored`` or ``warmstart``."""
         if not energy_path:
             raise ValueError("an inference network is decoded against its CRF energy: pass "
                              "energy_path=CRF_CHECKPOINT")
-        return hub.from_pretrained(cls, model_name_or_path, checkpoint_file, data_name_or_path,
-                                   energy_path=energy_path, inference=inference, **kwargs)
+        return super().from_pretrained(*args, energy_path=energy_path, inference=inference,
+                                       **kwargs)
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -110,12 +103,6 @@ class TaggerInfnet(BaseFairseqModel):
         with lengths ``src_lengths`` (B,)."""
         raise NotImplementedError
 
-    def padding_mask(self, src_tokens: Tensor) -> Tensor:
-        """(B, T) bool, True on real words."""
-        return src_tokens.ne(self.padding_idx)
-
-    def max_positions(self):
-        return None
 
 
 @register_model("tagger_cnn", dataclass=TaggerCNNConfig)

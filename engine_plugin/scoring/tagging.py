@@ -5,8 +5,8 @@ hypothesis, both strings being space-separated labels (``"B-PER I-PER O"``), and
 ``scorer.result_string()`` at the end. Two scorers are registered:
 
 - ``tag_accuracy``: percentage of tokens whose predicted label equals the gold label. A
-  gold label :data:`RARE_LABEL` (``*``, the bucket of labels too rare to keep) is always
-  counted wrong, even when ``*`` is predicted.
+  gold label :data:`~engine_plugin.data.labels.RARE_LABEL` (``*``, the bucket of labels too
+  rare to keep) is always counted wrong, even when ``*`` is predicted.
 - ``span_f1``: chunk precision / recall / F1 computed like conlleval, for IOB1, IOB2 (BIO)
   and BIOES labels alike.
 
@@ -37,10 +37,8 @@ from typing import List, Sequence, Tuple
 from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
 
-from engine_plugin.report import current_report
-
-RARE_LABEL = "*"
-"""Gold label of the rare-label bucket; never counted as correctly predicted."""
+from engine_plugin.data.labels import RARE_LABEL
+from engine_plugin.report import current_report, extend_score_line
 
 # (prefix, type) of one label; outside labels have prefix "O" and an empty type.
 SplitLabel = Tuple[str, str]
@@ -83,8 +81,8 @@ def accuracy_counts(
         pred_seqs: one sequence of predicted labels per sentence, aligned with ``gold_seqs``.
 
     Returns:
-        ``(n_correct, n_tokens)``; a token whose gold label is :data:`RARE_LABEL` is never
-        correct.
+        ``(n_correct, n_tokens)``; a token whose gold label is
+        :data:`~engine_plugin.data.labels.RARE_LABEL` is never correct.
 
     Raises:
         ValueError: if the numbers of sentences differ, or a sentence's lengths differ
@@ -213,8 +211,7 @@ class TagAccuracyScorer(_TaggingScorer):
 
 def _with_report(result: str) -> str:
     """Appends the energy/speed summary of the current generation run, if there is one."""
-    summary = current_report().summary()
-    return f"{result} | {summary}" if summary else result
+    return extend_score_line(result, current_report().summary())
 
 
 @dataclass

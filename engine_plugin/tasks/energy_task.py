@@ -1,6 +1,7 @@
 """What a task provides so that one ``energy_loss`` criterion trains its inference networks."""
 
 import logging
+from dataclasses import field
 from typing import Dict, NamedTuple
 
 from torch import Tensor
@@ -8,6 +9,23 @@ from torch import Tensor
 from engine_plugin.energies.base import StructuredEnergy
 
 logger = logging.getLogger(__name__)
+
+ENERGY_PATH_HELP = (
+    "checkpoint of the frozen energy: a blstm_crf model (--task sequence_labeling) or an "
+    "autoregressive translation model (--task translation_energy). Training: what "
+    "--criterion energy_loss trains the inference network against. Generation: what an "
+    "inference network's outputs are scored, tailored and warm-started against "
+    "(sequence_labeling), or what --length-select energy ranks lengths by (translation_energy)"
+)
+
+
+def energy_path_field():
+    """The ``--energy-path`` option of both tasks and of the ``energy_loss`` criterion.
+
+    fairseq adds the options of the task, then of the criterion, to one parser, and keeps the
+    first declaration of a repeated option (its help included): the three share this one.
+    """
+    return field(default=None, metadata={"help": ENERGY_PATH_HELP})
 
 
 class InfnetOutput(NamedTuple):

@@ -25,7 +25,7 @@ from engine_plugin.models.blstm_crf import check_dictionaries, require_tagging_m
 from engine_plugin.data.tagging_dataset import SentenceDataset, TaggingDataset
 from engine_plugin.data.unknown_words import count_unknown, has_char_cnn, warn_if_unknown
 from engine_plugin.energies.crf_energy import CRFEnergy
-from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput, energy_path_field
 from engine_plugin.relaxations import OPERATORS
 from engine_plugin.solvers.checks import check_solver_settings
 from engine_plugin.tagging_generator import ENERGY_METHODS, INFERENCE_METHODS, TaggingGenerator
@@ -51,10 +51,7 @@ class SequenceLabelingConfig(FairseqDataclass):
         default="viterbi",
         metadata={"help": "how fairseq-generate finds the minimum-energy labelling"},
     )
-    energy_path: Optional[str] = field(
-        default=None,
-        metadata={"help": "CRF energy checkpoint (infnet, tailored and warmstart inference)"},
-    )
+    energy_path: Optional[str] = energy_path_field()
     gd_steps: int = field(default=20, metadata={"help": "gradient descent steps N"})
     gd_lr: float = field(default=1.0, metadata={"help": "gradient descent step size η"})
     gd_momentum: float = field(default=0.9, metadata={"help": "gradient descent momentum"})

@@ -38,8 +38,9 @@ from fairseq.tasks.translation_lev import (
     TranslationLevenshteinTask,
 )
 
+from engine_plugin.checkpoints import model_class_of
 from engine_plugin.energies.translation import TranslationEnergy
-from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput
+from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput, energy_path_field
 from engine_plugin.translation_generator import LengthSelectingGenerator, strip_nat_boundaries
 
 logger = logging.getLogger(__name__)
@@ -54,11 +55,7 @@ class TranslationEnergyConfig(TranslationLevenshteinConfig):
         metadata={"help": "decoder input of training: full_mask (ENGINE: every target token "
                           "is <unk>), random_mask (CMLM's partial masking) or no_noise"},
     )
-    energy_path: Optional[str] = field(
-        default=None,
-        metadata={"help": "checkpoint of the frozen AR teacher (training: the energy_loss "
-                          "criterion's option; generation: for --length-select energy)"},
-    )
+    energy_path: Optional[str] = energy_path_field()
     length_select: ChoiceEnum(LENGTH_SELECTION) = field(
         default="avg_logprob",
         metadata={"help": "how fairseq-generate picks among --iter-decode-with-beam lengths: "
@@ -109,11 +106,9 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         """translation_lev's, for NAT models only (an AR teacher belongs in --energy-path)."""
-        from fairseq.models import ARCH_MODEL_REGISTRY
         from fairseq.models.nat import FairseqNATModel
 
-        arch = getattr(cfg, "arch", None) or getattr(cfg, "_name", None)
-        model_class = ARCH_MODEL_REGISTRY.get(arch)
+        arch, model_class = model_class_of(cfg)
         if model_class is not None and not issubclass(model_class, FairseqNATModel):
             raise ValueError(
                 f"the checkpoint holds a {arch} model, but --task translation_energy trains "
