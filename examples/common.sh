@@ -1,12 +1,24 @@
-# Shared helpers for the tagging recipes; source it from a recipe.
-# Uses the project's virtual environment when it exists, else whatever is on PATH.
+# Shared by every recipe and driver in examples/; source it from a script. It uses the
+# project's virtual environment when there is one, and changes to the project root (resolve
+# relative paths with input_dir / work_dir, which read them from the caller's directory).
+#   stage NAME CMD...    a resumable stage: skipped once finished (FORCE=1 redoes it, ONLY=
+#                        names the stages to run), its wall time in WORK/timings.tsv
+#   logged LOG CMD...    CMD with its output in LOG (and the command in LOG.cmd)
+#   decode_row ...       one fairseq-generate run, its score line recorded by a scripts/ helper
+# and the device choice (DEVICE_FLAGS) and the tagging helpers below.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CALLER_DIR=$PWD
 if [ -x "$ROOT/.venv/bin/python" ]; then
   export PATH="$ROOT/.venv/bin:$PATH"
 fi
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 cd "$ROOT"
+
+# input_dir PATH: the absolute path of an existing directory PATH (relative to the caller's
+# directory); work_dir PATH: the same for a work directory, created if need be.
+input_dir() { (cd "$CALLER_DIR" && cd "$1" && pwd); }
+work_dir() { (cd "$CALLER_DIR" && mkdir -p "$1" && cd "$1" && pwd); }
 
 # DEVICE=cpu|gpu|auto (default auto: the GPU when nvidia-smi finds one). DEVICE_FLAGS holds
 # the fairseq options that choose it: --cpu on the CPU; on a GPU none, plus GPU_FLAGS
@@ -22,6 +34,69 @@ case "$DEVICE" in
   *) echo "DEVICE must be cpu, gpu or auto, not '$DEVICE'" >&2; exit 2 ;;
 esac
 export DEVICE
+
+# stage NAME CMD...: runs CMD as the stage NAME of WORK. A stage that finishes leaves
+# WORK/.done/NAME and a "NAME<TAB>seconds<TAB>finished" line in WORK/timings.tsv; a rerun skips
+# it. FORCE=1 redoes finished stages (STAGE_FORCED is then set for CMD, e.g. to start a
+# training afresh instead of resuming it); ONLY="NAME,..." (commas or spaces) runs just those.
+stage() {
+  local name=$1 STAGE_FORCED='' start seconds
+  shift
+  if [ -n "${ONLY:-}" ] && [[ " ${ONLY//,/ } " != *" $name "* ]]; then
+    return 0
+  fi
+  if [ -e "$WORK/.done/$name" ]; then
+    if [ -z "${FORCE:-}" ]; then
+      echo "== [$name] already done, skipped (WORK/.done/$name; FORCE=1 redoes it)"
+      return 0
+    fi
+    STAGE_FORCED=1
+    rm "$WORK/.done/$name"
+  fi
+  mkdir -p "$WORK/.done"
+  [ -s "$WORK/timings.tsv" ] || printf 'stage\tseconds\tfinished\n' > "$WORK/timings.tsv"
+  echo "== [$name] started $(date +%H:%M:%S)"
+  start=$(date +%s.%N)
+  "$@"
+  seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  printf '%s\t%s\t%s\n' "$name" "$seconds" "$(date +%FT%T)" >> "$WORK/timings.tsv"
+  touch "$WORK/.done/$name"
+  echo "== [$name] finished in $seconds s"
+}
+
+# logged LOG CMD...: runs CMD with its output in LOG and the command, quoted, in LOG.cmd; on
+# failure shows the end of LOG.
+logged() {
+  local log=$1
+  shift
+  quoted "$@" > "$log.cmd"
+  "$@" > "$log" 2>&1 || { echo "!! failed ($log): $(quoted "$@")" >&2; tail -n 40 "$log" >&2; return 1; }
+}
+
+# quoted ARGS...: the command as one line to copy (arguments quoted only where needed)
+quoted() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./,:=@%+-]+$ ]]; then out+=("$arg")
+    elif [[ $arg != *\'* ]]; then out+=("'$arg'")
+    else out+=("$(printf '%q' "$arg")"); fi
+  done
+  echo "${out[*]}"
+}
+
+# decode_row LOG RECORDER [ARGS] -- GENERATE_ARGS...: runs fairseq-generate GENERATE_ARGS (stdout
+# in LOG, stderr in LOG.err), then python scripts/RECORDER ARGS --log LOG --command CMD, which
+# reads the score line and records the row (CMD: the generate command, quoted to be copied).
+decode_row() {
+  local log=$1 recorder=() cmd
+  shift
+  while [ "$1" != -- ]; do recorder+=("$1"); shift; done
+  shift
+  cmd=$(quoted fairseq-generate "$@")
+  fairseq-generate "$@" > "$log" 2> "$log.err" \
+    || { echo "!! failed ($log.err): $cmd" >&2; tail -n 30 "$log.err" >&2; return 1; }
+  python "scripts/${recorder[0]}" "${recorder[@]:1}" --log "$log" --command "$cmd"
+}
 
 # binarize RAW BIN: fairseq-preprocess of RAW/{train,valid,test}.{words,tags}; the word
 # dictionary also spells dev/test words (count 0), see scripts/make_word_dict.py.
