@@ -80,7 +80,8 @@ set_options() {
     --lr "$ENGINE_LR" --weight-decay 0.01 --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS"
     --update-freq "$ENGINE_UPDATE_FREQ" --clip-norm "$ENGINE_CLIP_NORM"
     --normalize-by "$ENGINE_NORMALIZE_BY" --length-loss-factor "$ENGINE_LENGTH_LOSS"
-    --noise full_mask --max-epoch "$ENGINE_EPOCHS")
+    --noise full_mask)
+  [ "$ENGINE_EPOCHS" = 0 ] || ENGINE_OPT+=(--max-epoch "$ENGINE_EPOCHS")
   ENGINE_VALID=()
   [ -z "$ENGINE_VALID_EVERY" ] \
     || ENGINE_VALID=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
@@ -102,9 +103,9 @@ preprocess() {  # preprocess DESTDIR [fairseq-preprocess args]
     --target-lang "$TGT" --destdir "$dest" --workers 2 "$@"
 }
 
-# binarize: TEXT (the first MAX_TRAIN / EVAL_SENTENCES pairs) -> WORK/text -> WORK/bin, one joined
+# binarize_text: TEXT (the first MAX_TRAIN / EVAL_SENTENCES pairs) -> WORK/text -> WORK/bin, one joined
 # dictionary for the teachers and the NAT models; the first OPS_VALID valid pairs -> WORK/bin_ops
-binarize() {
+binarize_text() {
   mkdir -p "$WORK/text"
   local l split
   for l in "$SRC" "$TGT"; do
@@ -197,12 +198,14 @@ bilstm() {  # bilstm NAME DATA_BIN: BiLSTM baseline (cross-entropy: the energy's
 }
 
 # energy_train NAME DATA_BIN START ENERGY UPDATES ARGS...: an infnet in WORK/NAME fine-tuned
-# from WORK/START/checkpoint_best.pt with energy_loss against the frozen teacher ENERGY
+# from WORK/START/checkpoint_best.pt with energy_loss against the frozen teacher ENERGY, for
+# UPDATES updates (0: ENGINE_EPOCHS epochs)
 energy_train() {
-  local name=$1 bin=$2 start=$3 energy=$4 updates=$5
+  local name=$1 bin=$2 start=$3 energy=$4 limit=()
+  [ "$5" = 0 ] || limit=(--max-update "$5")
   shift 5
-  train "$name" "$bin" --task translation_energy "${ENGINE_OPT[@]}" --energy-path "$energy" \
-    --max-update "$updates" --finetune-from-model "$WORK/$start/checkpoint_best.pt" "$@"
+  train "$name" "$bin" --task translation_energy "${ENGINE_OPT[@]}" "${limit[@]}" \
+    --energy-path "$energy" --finetune-from-model "$WORK/$start/checkpoint_best.pt" "$@"
 }
 
 engine_cmlm() {  # engine_cmlm NAME START: ENGINE, a cmlm_infnet from the CMLM in WORK/START
@@ -240,9 +243,9 @@ generate_args() {
   GENERATE_ARGS+=("$@")
 }
 
-# decode TABLE SYSTEM ITERATIONS LENGTH_BEAM KIND NAME BIN CKPT SUBSET [args]: decodes into
+# translate TABLE SYSTEM ITERATIONS LENGTH_BEAM KIND NAME BIN CKPT SUBSET [args]: decodes into
 # WORK/gen/NAME.txt (BPE removed, sacrebleu) and queues its results row until flush_energies
-decode() {
+translate() {
   local table=$1 system=$2 iters=$3 lbeam=$4 kind=$5 out=$WORK/gen/$6.txt
   shift 6
   generate_args "$kind" "$@"
@@ -275,14 +278,14 @@ flush_energies() {
 flush_test() { flush_energies "$WORK/text/test.$SRC"; }
 
 decode_teachers() {  # test BLEU and energy of the teachers, beam 5 and greedy
-  decode main "transformer teacher" AR "beam 5" ar teacher_transformer.beam5 "$BIN" "$TEACHER" \
+  translate main "transformer teacher" AR "beam 5" ar teacher_transformer.beam5 "$BIN" "$TEACHER" \
     test --beam 5
-  decode main "transformer teacher" AR greedy ar teacher_transformer.beam1 "$BIN" "$TEACHER" \
+  translate main "transformer teacher" AR greedy ar teacher_transformer.beam1 "$BIN" "$TEACHER" \
     test --beam 1
   if [ -n "$LSTM_TEACHER" ] && [ ! -e "$LSTM_TEACHER" ]; then
     echo "   no LSTM teacher yet ($LSTM_TEACHER): not decoded"
   elif [ -n "$LSTM_TEACHER" ]; then
-    decode main "lstm teacher" AR "beam 5" ar teacher_lstm.beam5 "$BIN" "$LSTM_TEACHER" test --beam 5
+    translate main "lstm teacher" AR "beam 5" ar teacher_lstm.beam5 "$BIN" "$LSTM_TEACHER" test --beam 5
   fi
   flush_test
 }
@@ -290,7 +293,7 @@ decode_teachers() {  # test BLEU and energy of the teachers, beam 5 and greedy
 decode_lengths() {  # decode_lengths NAME SYSTEM ITERATIONS: the test split at every LENGTH_BEAMS
   local lbeam
   for lbeam in $LENGTH_BEAMS; do
-    decode main "$2" "$3" "$lbeam" nat "$1.i$3.b$lbeam" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
+    translate main "$2" "$3" "$lbeam" nat "$1.i$3.b$lbeam" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
       --iter-decode-max-iter $(($3 - 1)) --iter-decode-with-beam "$lbeam"
   done
 }
@@ -300,7 +303,7 @@ decode_lengths() {  # decode_lengths NAME SYSTEM ITERATIONS: the test split at e
 decode_cmlm() {
   decode_lengths "$1" "$2" 1
   decode_lengths "$1" "$2" 10
-  decode main "$2, length by energy" 1 3 nat "$1.i1.b3.energy" "$BIN" \
+  translate main "$2, length by energy" 1 3 nat "$1.i1.b3.energy" "$BIN" \
     "$WORK/$1/checkpoint_best.pt" test --iter-decode-max-iter 0 --iter-decode-with-beam 3 \
     --length-select energy --energy-path "$TEACHER"
   flush_test
@@ -308,7 +311,7 @@ decode_cmlm() {
 
 decode_bilstm() {  # decode_bilstm NAME SYSTEM: 1 iteration, and oracle lengths (Table 5)
   decode_lengths "$1" "$2" 1
-  decode main "$2" 1 oracle nat "$1.i1.oracle" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
+  translate main "$2" 1 oracle nat "$1.i1.oracle" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
     --iter-decode-max-iter 0 --oracle-length
   flush_test
 }
@@ -319,14 +322,14 @@ operator_cell() {  # operator_cell O1 O2: CELL_UPDATES from the CMLM, oracle-len
   energy_train "$save" "$ENGINE_BIN" "$OPS_START" "$TEACHER" "$CELL_UPDATES" --arch cmlm_infnet \
     "${CMLM_ARCH[@]}" --o1 "$1" --o2 "$2" --ce-weight "$ENGINE_CE_WEIGHT" --disable-validation \
     --no-save-optimizer-state
-  decode operators "$1,$2" 1 oracle nat "op_$1_$2" "$BIN"_ops "$WORK/$save/checkpoint_last.pt" \
+  translate operators "$1,$2" 1 oracle nat "op_$1_$2" "$BIN"_ops "$WORK/$save/checkpoint_last.pt" \
     valid --iter-decode-max-iter 0 --oracle-length
   rm -f "$WORK/$save"/checkpoint_*.pt
 }
 
 operator_start() {  # the CMLM every cell starts from, decoded the same way
   local QUEUE=$WORK/pending_ops
-  decode operators start 1 oracle nat op_start "$BIN"_ops "$WORK/$OPS_START/checkpoint_best.pt" \
+  translate operators start 1 oracle nat op_start "$BIN"_ops "$WORK/$OPS_START/checkpoint_best.pt" \
     valid --iter-decode-max-iter 0 --oracle-length
 }
 
@@ -355,7 +358,7 @@ tables() {
 engine_pipeline() {
   set_options
   echo "== ENGINE $SRC-$TGT, preset $PRESET${SMOKE:+ (SMOKE)}, ENGINE_CONFIG=${ENGINE_CONFIG:-authors}: text $TEXT, work $WORK, device $DEVICE, experiments: $EXPERIMENTS"
-  stage binarize binarize
+  stage binarize binarize_text
   stage teacher_transformer teacher_transformer
   when bilstm stage teacher_lstm teacher_lstm
   stage decode_teachers decode_teachers
