@@ -17,8 +17,7 @@ usage="usage: $0 BIN CRF_CKPT WORK SCORING [ARCHS...]"
 [ $# -ge 4 ] || { echo "$usage" >&2; exit 2; }
 source "$(dirname "$0")/common.sh"
 BIN=$(input_dir "$1")
-CRF_SRC=$(input_dir "$(dirname "$2")")/$(basename "$2")
-[ -f "$CRF_SRC" ] || { echo "no CRF checkpoint $CRF_SRC" >&2; exit 2; }
+CRF_SRC=$(input_file "$2")
 WORK=$(work_dir "$3")
 SCORING=$4
 shift 4

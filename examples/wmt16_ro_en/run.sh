@@ -37,6 +37,6 @@ fi
 [ -f "$TEXT/train.ro" ] || { echo "!! $TEXT has no train.ro (BPE'd {train,valid,test}.{ro,en})" >&2; exit 2; }
 BPE_CODES=${BPE_CODES:-$(find "$SEARCH" -maxdepth 4 -type f -iname '*code*' | head -n 1)}
 SRC=ro TGT=en SEGMENT=()
-if [ -n "$BPE_CODES" ]; then SEGMENT=(--bpe-codes "$(cd "$CALLER_DIR" && realpath "$BPE_CODES")")
+if [ -n "$BPE_CODES" ]; then SEGMENT=(--bpe-codes "$(input_file "$BPE_CODES")")
 else echo "!! no BPE codes found (set BPE_CODES): energies are not measured"; fi
 engine_pipeline
