@@ -148,3 +148,16 @@ def test_stage_skips_finished_stages_and_honours_force_and_only(tmp_path):
     timings = (work / "timings.tsv").read_text().splitlines()
     assert timings[0] == "stage\tseconds\tfinished"
     assert [line.split("\t")[0] for line in timings[1:]] == ["one", "two", "two"]
+
+
+@pytest.mark.parametrize("folder, preset", [("multi30k", "multi30k"),
+                                            ("iwslt14_de_en", "iwslt14"),
+                                            ("wmt16_ro_en", "wmt16")])
+def test_translation_readmes_show_their_presets_defaults(folder, preset):
+    """Each ENGINE recipe's README holds the variable table of its preset as the table file
+    has it now (regenerate: python scripts/engine_preset.py examples/engine_presets.tsv
+    --markdown PRESET)."""
+    with open(os.path.join(ROOT, "examples", folder, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    rows = engine_preset.read_table(TABLE)
+    assert engine_preset.markdown(rows, [preset]) in readme
