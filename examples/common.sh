@@ -1,12 +1,27 @@
-# Shared helpers for the tagging recipes; source it from a recipe.
-# Uses the project's virtual environment when it exists, else whatever is on PATH.
+# Shared by every recipe and driver in examples/; source it from a script. It uses the
+# project's virtual environment when there is one, and changes to the project root (resolve
+# relative paths with input_dir / work_dir, which read them from the caller's directory).
+#   stage NAME CMD...    a resumable stage: skipped once finished (FORCE=1 redoes it, ONLY=
+#                        names the stages to run), its wall time in WORK/timings.tsv
+#   logged LOG CMD...    CMD with its output in LOG (and the command in LOG.cmd)
+#   decode_row ...       one fairseq-generate run, its score line recorded by a scripts/ helper
+# the device choice (DEVICE_FLAGS), and the tagging recipes' stages (binarize, train_crf,
+# test_viterbi, energy_and_benchmark ...).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CALLER_DIR=$PWD
 if [ -x "$ROOT/.venv/bin/python" ]; then
   export PATH="$ROOT/.venv/bin:$PATH"
 fi
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 cd "$ROOT"
+
+# input_dir PATH / input_file PATH: the absolute path of an existing directory / file PATH
+# (relative to the caller's directory); work_dir PATH: the same for a work directory, created
+# if need be.
+input_dir() { (cd "$CALLER_DIR" && cd "$1" && pwd); }
+input_file() { (cd "$CALLER_DIR" && realpath -e "$1") || { echo "no file $1" >&2; return 2; }; }
+work_dir() { (cd "$CALLER_DIR" && mkdir -p "$1" && cd "$1" && pwd); }
 
 # DEVICE=cpu|gpu|auto (default auto: the GPU when nvidia-smi finds one). DEVICE_FLAGS holds
 # the fairseq options that choose it: --cpu on the CPU; on a GPU none, plus GPU_FLAGS
@@ -23,6 +38,69 @@ case "$DEVICE" in
 esac
 export DEVICE
 
+# stage NAME CMD...: runs CMD as the stage NAME of WORK. A stage that finishes leaves
+# WORK/.done/NAME and a "NAME<TAB>seconds<TAB>finished" line in WORK/timings.tsv; a rerun skips
+# it. FORCE=1 redoes finished stages (STAGE_FORCED is then set for CMD, e.g. to start a
+# training afresh instead of resuming it); ONLY="NAME,..." (commas or spaces) runs just those.
+stage() {
+  local name=$1 STAGE_FORCED='' start seconds
+  shift
+  if [ -n "${ONLY:-}" ] && [[ " ${ONLY//,/ } " != *" $name "* ]]; then
+    return 0
+  fi
+  if [ -e "$WORK/.done/$name" ]; then
+    if [ -z "${FORCE:-}" ]; then
+      echo "== [$name] already done, skipped (WORK/.done/$name; FORCE=1 redoes it)"
+      return 0
+    fi
+    STAGE_FORCED=1
+    rm "$WORK/.done/$name"
+  fi
+  mkdir -p "$WORK/.done"
+  [ -s "$WORK/timings.tsv" ] || printf 'stage\tseconds\tfinished\n' > "$WORK/timings.tsv"
+  echo "== [$name] started $(date +%H:%M:%S)"
+  start=$(date +%s.%N)
+  "$@"
+  seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  printf '%s\t%s\t%s\n' "$name" "$seconds" "$(date +%FT%T)" >> "$WORK/timings.tsv"
+  touch "$WORK/.done/$name"
+  echo "== [$name] finished in $seconds s"
+}
+
+# logged LOG CMD...: runs CMD with its output in LOG and the command, quoted, in LOG.cmd; on
+# failure shows the end of LOG.
+logged() {
+  local log=$1
+  shift
+  quoted "$@" > "$log.cmd"
+  "$@" > "$log" 2>&1 || { echo "!! failed ($log): $(quoted "$@")" >&2; tail -n 40 "$log" >&2; return 1; }
+}
+
+# quoted ARGS...: the command as one line to copy (arguments quoted only where needed)
+quoted() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./,:=@%+-]+$ ]]; then out+=("$arg")
+    elif [[ $arg != *\'* ]]; then out+=("'$arg'")
+    else out+=("$(printf '%q' "$arg")"); fi
+  done
+  echo "${out[*]}"
+}
+
+# decode_row LOG RECORDER [ARGS] -- GENERATE_ARGS...: runs fairseq-generate GENERATE_ARGS (stdout
+# in LOG, stderr in LOG.err), then python scripts/RECORDER ARGS --log LOG --command CMD, which
+# reads the score line and records the row (CMD: the generate command, quoted to be copied).
+decode_row() {
+  local log=$1 recorder=() cmd
+  shift
+  while [ "$1" != -- ]; do recorder+=("$1"); shift; done
+  shift
+  cmd=$(quoted fairseq-generate "$@")
+  fairseq-generate "$@" > "$log" 2> "$log.err" \
+    || { echo "!! failed ($log.err): $cmd" >&2; tail -n 30 "$log.err" >&2; return 1; }
+  python "scripts/${recorder[0]}" "${recorder[@]:1}" --log "$log" --command "$cmd"
+}
+
 # binarize RAW BIN: fairseq-preprocess of RAW/{train,valid,test}.{words,tags}; the word
 # dictionary also spells dev/test words (count 0), see scripts/make_word_dict.py.
 binarize() {
@@ -36,23 +114,31 @@ binarize() {
     > "$bin.preprocess.log" 2>&1 || { cat "$bin.preprocess.log"; return 1; }
 }
 
-# train_crf BIN SAVE_DIR ARCH [extra fairseq-train args]: CRF energy by conditional likelihood,
-# best checkpoint by validation token accuracy.
+# train_crf NAME ARCH [fairseq-train args]: a CRF energy WORK/NAME/checkpoint_best.pt trained
+# on WORK/bin by conditional likelihood, best checkpoint by validation token accuracy (log
+# WORK/logs/NAME.log)
 train_crf() {
-  local bin=$1 save=$2 arch=$3; shift 3
-  fairseq-train "$bin" --user-dir engine_plugin --task sequence_labeling \
-    --arch "$arch" --criterion crf_nll --optimizer adam --clip-norm 5 \
+  local name=$1 arch=$2
+  shift 2
+  mkdir -p "$WORK/logs"
+  rm -rf "${WORK:?}/$name"
+  logged "$WORK/logs/$name.log" fairseq-train "$WORK/bin" --user-dir engine_plugin \
+    --task sequence_labeling --arch "$arch" --criterion crf_nll --optimizer adam --clip-norm 5 \
     --best-checkpoint-metric acc --maximize-best-checkpoint-metric \
-    --no-epoch-checkpoints --no-last-checkpoints --save-dir "$save" \
+    --no-epoch-checkpoints --no-last-checkpoints --save-dir "$WORK/$name" \
     --log-format simple --log-interval 50 "${DEVICE_FLAGS[@]}" "$@"
+  grep "valid on 'valid' subset" "$WORK/logs/$name.log" | tail -n 1 | sed 's/^.*| acc /   valid acc /'
 }
 
-# decode BIN CKPT SCORING [extra]: prints the final score line of fairseq-generate
-decode() {
-  local bin=$1 ckpt=$2 scoring=$3; shift 3
-  fairseq-generate "$bin" --user-dir engine_plugin --task sequence_labeling \
-    --path "$ckpt" --gen-subset test --scoring "$scoring" --batch-size 64 "${DEVICE_FLAGS[@]}" "$@" \
-    | tail -n 1
+# test_viterbi NAME SCORING: Viterbi decoding of WORK/bin's test split with the energy
+# WORK/NAME; hypotheses in WORK/NAME.test.generate.txt, the score line in WORK/NAME.test.txt
+test_viterbi() {
+  local out=$WORK/$1.test.generate.txt
+  fairseq-generate "$WORK/bin" --user-dir engine_plugin --task sequence_labeling \
+    --path "$WORK/$1/checkpoint_best.pt" --gen-subset test --inference viterbi --scoring "$2" \
+    --batch-size 64 "${DEVICE_FLAGS[@]}" > "$out" 2> "$WORK/logs/$1.test.log" \
+    || { tail -n 30 "$WORK/logs/$1.test.log" >&2; return 1; }
+  tail -n 1 "$out" | tee "$WORK/$1.test.txt"
 }
 
 # truncate_train RAW N: keep only the first N sentences of RAW/train.{words,tags} (a quick
@@ -107,20 +193,40 @@ binarize_split() {
   fi
 }
 
-# crf_energy_or_reuse BIN WORK [train_crf args]: the BLSTM-CRF+ energy WORK/blstm_crf_plus,
-# trained unless an earlier one was trained on the same dictionaries (RETRAIN=1 forces it).
-crf_energy_or_reuse() {
-  local bin=$1 work=$2; shift 2
-  local energy=$work/blstm_crf_plus/checkpoint_best.pt
-  if [ -f "$energy" ] && [ -z "${RETRAIN:-}" ] \
-      && (cd "$bin" && md5sum --status -c "$work/blstm_crf_plus/dicts.md5" 2> /dev/null); then
-    echo "== reusing the energy $energy"
-    return
-  fi
-  echo "== training the BLSTM-CRF+ energy (log: $work/blstm_crf_plus.train.log)"
-  train_crf "$bin" "$work/blstm_crf_plus" blstm_crf_plus "$@" \
-    > "$work/blstm_crf_plus.train.log" 2>&1 \
-    || { tail -n 30 "$work/blstm_crf_plus.train.log"; return 1; }
-  grep "best_acc" "$work/blstm_crf_plus.train.log" | tail -n 1 || true
-  (cd "$bin" && md5sum dict.words.txt dict.tags.txt) > "$work/blstm_crf_plus/dicts.md5"
+# convert ARGS...: scripts/conll_to_fairseq.py ARGS into WORK/raw (replacing an earlier one)
+convert() {
+  rm -rf "${WORK:?}/raw"
+  python scripts/conll_to_fairseq.py "$@" --out-dir "$WORK/raw"
+}
+
+# EMBEDDINGS: the fairseq-train options of pretrained word embeddings EMBED=FILE (EMBED_DIM=100
+# dimensions), for the energies and the benchmark's networks; none without EMBED
+EMBEDDINGS=()
+if [ -n "${EMBED:-}" ]; then
+  EMBEDDINGS=(--embed-path "$(input_file "$EMBED")" --embed-dim "${EMBED_DIM:-100}")
+fi
+
+# benchmark NAME SCORING CNN_WIDTHS REFINE_ARCH: examples/tagging_benchmark.sh against the
+# energy WORK/blstm_crf_plus on WORK/bin, in WORK: the networks ARCHS (default the three _plus
+# infnets), tailoring and warm starts from REFINE_ARCH; every benchmark variable still applies
+benchmark() {
+  # shellcheck disable=SC2086
+  INFNET_ARGS="${INFNET_ARGS:-} ${EMBEDDINGS[*]}" DATA_NAME=${DATA_NAME:-$1} \
+    CNN_WIDTHS=${CNN_WIDTHS:-$3} REFINE_ARCHS=${REFINE_ARCHS:-$4} \
+    "$ROOT/examples/tagging_benchmark.sh" "$WORK/bin" "$WORK/blstm_crf_plus/checkpoint_best.pt" \
+    "$WORK" "$2" ${ARCHS:-tagger_cnn_plus tagger_blstm_plus tagger_seq2seq_plus}
+}
+
+# energy_and_benchmark NAME SCORING REFINE_ARCH [blstm_crf_plus args]: the stages of a tagging
+# recipe after `convert`: binarize (MAX_SENTENCES), the BLSTM-CRF+ energy, its Viterbi test
+# score, then (unless BENCHMARK=0) the benchmark with CNN widths 1,5
+energy_and_benchmark() {
+  local name=$1 scoring=$2 refine=$3
+  shift 3
+  stage binarize binarize_split "$WORK/raw" "$WORK/bin"
+  [ ! -f "$WORK/bin/dict.tags.txt" ] || echo "== $(wc -l < "$WORK/bin/dict.tags.txt") labels in $WORK/bin"
+  stage blstm_crf_plus train_crf blstm_crf_plus blstm_crf_plus "$@" --lr 0.002 --batch-size 10 \
+    --max-epoch "${EPOCHS:-30}" --seed "${SEED:-1}" "${EMBEDDINGS[@]}"
+  stage test_blstm_crf_plus test_viterbi blstm_crf_plus "$scoring"
+  if [ "${BENCHMARK:-1}" != 0 ]; then benchmark "$name" "$scoring" 1,5 "$refine"; fi
 }

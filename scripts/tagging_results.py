@@ -1,6 +1,7 @@
 """Rows of a tagging benchmark: one per ``fairseq-generate`` run, kept in a TSV file.
 
-``examples/tagging_benchmark.sh`` calls this after every decode:
+``examples/tagging_benchmark.sh`` calls this after every decode (``decode_row`` of
+``examples/common.sh`` adds ``--log`` and ``--command``):
 
     python scripts/tagging_results.py append RESULTS.tsv --log GENERATE_STDOUT \\
         --data twitter_pos --split test --method gd --arch - --n 20 --lr 10 \\
@@ -9,7 +10,7 @@
 parses the last line of the generate output (the score line, e.g. ``Accuracy = 90.12
 (n_tokens=7707) | inference=gd energy_relaxed=... energy=... search_error=...
 zero_search_error=...% sentences=547 sentences_per_s=...``, or ``F1 = ... (precision=...``)
-and appends one row (writing the header first if the file is new). It exits with status 1
+and appends one row (writing the header first if the file is new), and prints it. It exits with status 1
 and shows the end of the log when the last line is not a score line.
 
     python scripts/tagging_results.py best RESULTS.tsv --commands TUNING_COMMANDS.txt
@@ -131,6 +132,8 @@ def main(argv=None):
                 "train_command")}
         row.update(parsed, score_line=line)
         append_row(args.results, row)
+        print(f"   {args.split} {args.method} {args.arch} N={args.n} η={args.lr}: "
+              f"{line.split(': ', 1)[-1]}")
         return
     match = {k: getattr(args, k) for k in ("data", "split", "method", "arch", "n")
              if getattr(args, k) is not None}

@@ -4,7 +4,8 @@
     python scripts/translation_tables.py WORK/results.tsv [--timings WORK/timings.tsv]
 
 results.tsv has a header and the columns ``table system iterations length_beam bleu energy
-energy_lstm command`` (written by ``examples/engine_translation.sh``). Rows of table
+energy_lstm command`` (written by ``scripts/translation_results.py`` for
+``examples/engine_pipeline.sh``). Rows of table
 ``main`` become the main table (one line per system and decoding setting, in the order
 they were first written); rows of table ``operators`` (system ``o1,o2``) become ENGINE's
 Table 2 layout: O1 down, O2 across, each cell ``energy (BLEU)``; an ``operators`` row of

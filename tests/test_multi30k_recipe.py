@@ -1,6 +1,7 @@
 """(slow) ``examples/multi30k/run.sh`` end to end on a tiny synthetic corpus laid out like
 Multi30k's ``tok/`` directory: every stage, the 2x2 operator sub-table, ENGINE's checkpoint
-selection by dev discrete energy, the energy-plus-cross-entropy pairs (distilled corpus and
+selection by dev discrete energy, its authors' configuration and the earlier one
+(``ENGINE_CONFIG=recipe``), the energy-plus-cross-entropy pairs (distilled corpus and
 references), and ``ONLY=`` reruns of a single stage."""
 
 import csv
@@ -77,6 +78,10 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     log = (work / "logs" / "engine_cmlm.log").read_text()
     assert log.count("| valid on 'valid' subset") >= 2  # every ENGINE_VALID_EVERY updates
     assert "energy_discrete" in log and "best_energy_discrete" in log
+    authors = " ".join((work / "logs" / "engine_cmlm.log.cmd").read_text().split())
+    assert ("--lr 1e-6 --weight-decay 0.01 --dropout 0.1 --max-tokens 256 --update-freq 8 "
+            "--clip-norm 25 --normalize-by tokens --length-loss-factor 1 ") in authors
+    assert authors.count("--ce-weight 0") == 1
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
     # the energy + CE pairs: each continues its CMLM on its corpus, the energy's weight 1 and
     # 0, λ (PLUS_CE_WEIGHT) given once, both kept by dev BLEU
@@ -87,7 +92,7 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
         cmd = (work / "logs" / f"{name}.log.cmd").read_text().split()
         assert cmd[1] == str(work / corpus), cmd[1]
         assert cmd[cmd.index("--finetune-from-model") + 1] == str(
-            work / start / "checkpoint_last.pt")
+            work / start / "checkpoint_best.pt")
         assert cmd[cmd.index("--energy-weight") + 1] == weight
         assert cmd.count("--ce-weight") == 1 and cmd[cmd.index("--ce-weight") + 1] == "1"
         assert "best_bleu" in (work / "logs" / f"{name}.log").read_text()
@@ -98,9 +103,14 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     assert "== [decode_engine_cmlm] finished" in out and "== [cmlm]" not in out
     assert _stages(work) == before + ["decode_engine_cmlm"]
 
-    # ENGINE_METRIC=bleu: ENGINE validated on dev BLEU, checkpoint_best by it
-    out = recipe(ONLY="engine_cmlm", FORCE="1", ENGINE_METRIC="bleu")
+    # ENGINE_METRIC=bleu: ENGINE validated on dev BLEU, checkpoint_best by it; FORCE=1 starts
+    # the training afresh from the CMLM; ENGINE_CONFIG=recipe: the earlier optimisation
+    out = recipe(ONLY="engine_cmlm", FORCE="1", ENGINE_METRIC="bleu", ENGINE_CONFIG="recipe")
     assert "== [engine_cmlm] finished" in out
     log = (work / "logs" / "engine_cmlm.log").read_text()
-    assert "| bleu " in log and "best_bleu" in log
+    assert "| bleu " in log and "best_bleu" in log and "loading pretrained model" in log
+    assert "num_updates 4" in log
     assert (work / "engine_cmlm" / "checkpoint_best.pt").exists()
+    recipe_cmd = " ".join((work / "logs" / "engine_cmlm.log.cmd").read_text().split())
+    assert ("--lr 1e-4 --weight-decay 0.01 --dropout 0.1 --max-tokens 256 --update-freq 1 "
+            "--clip-norm 0 --normalize-by sentences --length-loss-factor 0.1 ") in recipe_cmd

@@ -155,10 +155,20 @@ def test_benchmark_driver_on_a_tiny_corpus(tmp_path):
             assert r["train_command"].startswith("fairseq-train ")
     _check_tables(work / "tables.md", work / "speed_accuracy.png")
 
-    # a second run reuses the checkpoints and the decodes already in results.tsv
+    # every training and decode is a stage: a second run skips them all
+    stages = (work / "timings.tsv").read_text().splitlines()[1:]
+    assert {"local_tagger_cnn_plus", "infnet_tagger_seq2seq_plus", "test_viterbi",
+            "valid_gd_zero_N2_lr10", "test_gd_zero_N2_lr10"} <= {s.split("\t")[0] for s in stages}
     out = bench()
-    assert "reusing" in out and "in results already" in out
+    assert "== [infnet_tagger_cnn_plus] already done" in out
+    assert "== [test_gd_zero_N2_lr10] already done" in out and "training " not in out
     assert len(read_rows([str(work / "results.tsv")])) == len(rows)
+    # FORCE=1 with ONLY= redoes the one decode named
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(env, FORCE="1", ONLY="test_viterbi"),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "== [test_viterbi] finished" in proc.stdout and "gd_zero" not in proc.stdout
+    assert len(read_rows([str(work / "results.tsv")])) == len(rows) + 1
 
 
 def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_path):
@@ -181,10 +191,11 @@ def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     local = work / "local_tagger_cnn_plus" / "checkpoint_best.pt"
-    infnet_cmd = (work / "infnet_tagger_cnn_plus.train.cmd").read_text()
+    logs = work / "logs"
+    infnet_cmd = (logs / "infnet_tagger_cnn_plus.log.cmd").read_text()
     assert f"--finetune-from-model {local}" in infnet_cmd
-    assert "--finetune-from-model" not in (work / "local_tagger_cnn_plus.train.cmd").read_text()
-    log = (work / "infnet_tagger_cnn_plus.train.log").read_text()
+    assert "--finetune-from-model" not in (logs / "local_tagger_cnn_plus.log.cmd").read_text()
+    log = (logs / "infnet_tagger_cnn_plus.log").read_text()
     assert f"loading pretrained model from {local}" in log
     assert proc.stdout.index("training local_") < proc.stdout.index("training infnet_")
 
@@ -201,11 +212,13 @@ def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_
     parts = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in table[7:]}
     assert set(parts) == {"energy features", "Viterbi DP", "cnn"} and min(parts.values()) > 0
 
-    # a training stopped half-way (checkpoint, no .done marker) is redone, finished ones reused
-    (work / "infnet_tagger_cnn_plus.done").unlink()
+    # a training stopped half-way (checkpoint, no WORK/.done marker) is redone, finished ones
+    # skipped
+    (work / ".done" / "infnet_tagger_cnn_plus").unlink()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "reusing" in proc.stdout and "training local_" not in proc.stdout
+    assert "== [local_tagger_cnn_plus] already done" in proc.stdout
+    assert "training local_" not in proc.stdout
     assert "training infnet_tagger_cnn_plus" in proc.stdout
 
     proc = subprocess.run(cmd, cwd=ROOT, env=dict(env, METHODS="infnet"), capture_output=True,
@@ -219,7 +232,7 @@ def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_
     proc = subprocess.run(cmd[:-1] + ["tagger_blstm_plus"], cwd=ROOT, env=energy_env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    infnet_cmd = (work / "infnet_tagger_blstm_plus.train.cmd").read_text()
+    infnet_cmd = (logs / "infnet_tagger_blstm_plus.log.cmd").read_text()
     assert f"--finetune-from-model {work / 'energy_as_infnet.pt'}" in infnet_cmd
     assert "--hidden-size 8 --layers 1" in infnet_cmd  # the energy's sizes
-    assert "loading pretrained model" in (work / "infnet_tagger_blstm_plus.train.log").read_text()
+    assert "loading pretrained model" in (logs / "infnet_tagger_blstm_plus.log").read_text()

@@ -1,43 +1,18 @@
 #!/usr/bin/env bash
-# Twitter POS approximate-inference benchmark (Tu & Gimpel 2019, Tables 1, 3, 6, Figure 2)
-# against the BLSTM-CRF+ energy of run.sh:
-#   examples/twitter_pos/benchmark.sh DATA_DIR [WORK_DIR]
-# Reuses WORK_DIR/bin and WORK_DIR/blstm_crf_plus/checkpoint_best.pt from
-# examples/twitter_pos/run.sh when present, else runs it first (ARCHS=blstm_crf_plus).
-# Then examples/tagging_benchmark.sh trains the local baselines and inference networks
-# (tagger_cnn_plus with widths 1,3, tagger_blstm_plus, tagger_seq2seq_plus) and decodes
-# daily547 with every method; WORK_DIR/results.tsv, WORK_DIR/tables.md and
-# WORK_DIR/speed_accuracy.png are the outcome.
-# Options (environment):
-#   EPOCHS=30          epochs of the energy (if trained here), of each baseline and infnet
-#   MAX_SENTENCES=N    train the baselines and infnets on the first N training tweets only
-#                      (a quick run; binarised with the energy's dictionaries); unset = all 1327
-#   ARCHS="tagger_cnn_plus tagger_blstm_plus tagger_seq2seq_plus"
-#   and every option of examples/tagging_benchmark.sh (GD_STEPS, GD_LRS, LAMBDA, LR, JOBS, ...)
+# The Twitter POS approximate-inference benchmark (Tu & Gimpel 2019, Tables 1, 3, 6, Figure 2)
+# against the BLSTM-CRF+ energy of run.sh (whose stages run first, skipped once done).
+#   examples/twitter_pos/benchmark.sh DATA_DIR [WORK_DIR]  (DATA_DIR: ../shared/data/twitter_pos)
+# Stages, the fairseq commands, resuming, variables: examples/twitter_pos/README.md.
 set -euo pipefail
-DATA=$(cd "${1:?usage: $0 DATA_DIR [WORK_DIR]}" && pwd)
-WORK=${2:-runs/twitter_pos}
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../common.sh"
+DATA=$(input_dir "${1:?usage: $0 DATA_DIR [WORK_DIR]}")
+WORK=$(work_dir "${2:-$ROOT/runs/twitter_pos}")
 
-ENERGY=$WORK/blstm_crf_plus/checkpoint_best.pt
-if [ -f "$ENERGY" ] && [ -f "$WORK/bin/dict.words.txt" ]; then
-  echo "== reusing the energy $ENERGY and the data $WORK/bin"
-  [ -f "$WORK/blstm_crf_plus.test.txt" ] || echo "== warning: run.sh has not finished training" \
-    "$ENERGY (no $WORK/blstm_crf_plus.test.txt): the benchmark uses the checkpoint as it is now"
-else
-  echo "== no energy in $WORK: training it with examples/twitter_pos/run.sh"
-  ARCHS=blstm_crf_plus "$HERE/run.sh" "$DATA" "$WORK"
-fi
-
+ARCHS=blstm_crf_plus "$HERE/run.sh" "$DATA" "$WORK"
 TRAIN_BIN=$WORK/bin
-if [ -n "${MAX_SENTENCES:-}" ]; then
+if [ -n "${MAX_SENTENCES:-}" ]; then  # the networks train on the first N tweets only
   TRAIN_BIN=$WORK/bin_train$MAX_SENTENCES
-  subset_train "$WORK/raw" "$WORK/bin" "$MAX_SENTENCES" "$TRAIN_BIN"
+  stage "bin_train$MAX_SENTENCES" subset_train "$WORK/raw" "$WORK/bin" "$MAX_SENTENCES" "$TRAIN_BIN"
 fi
-TRAIN_BIN=$TRAIN_BIN DATA_NAME=${DATA_NAME:-twitter_pos} CNN_WIDTHS=${CNN_WIDTHS:-1,3} \
-  REFINE_ARCHS=${REFINE_ARCHS:-tagger_cnn_plus} \
-  "$HERE/../tagging_benchmark.sh" "$WORK/bin" "$ENERGY" "$WORK" tag_accuracy \
-  ${ARCHS:-tagger_cnn_plus tagger_blstm_plus tagger_seq2seq_plus}
+TRAIN_BIN=$TRAIN_BIN benchmark twitter_pos tag_accuracy 1,3 tagger_cnn_plus

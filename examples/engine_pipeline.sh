@@ -1,0 +1,401 @@
+# The ENGINE pipeline (Tu et al., 2020) of examples/{multi30k,iwslt14_de_en,wmt16_ro_en}/run.sh:
+# one set of stage functions, the sizes and hyper-parameters from a preset of
+# examples/engine_presets.tsv. A recipe sources this file, sets WORK (work_dir), calls
+# load_preset NAME, prepares its data and calls engine_pipeline with
+#   SRC TGT  language suffixes      TEXT  BPE'd {train,valid,test}.{SRC,TGT}
+#   SEGMENT  scripts/teacher_energy.py options that segment --remove-bpe outputs again
+#            (BPE codes, vocabulary filter); empty: rows without energies
+# The stages, the fairseq commands they run and every variable: examples/multi30k/README.md.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# load_preset NAME: the defaults of preset NAME for every variable not set already
+# (SMOKE=1: the smoke column on top; ENGINE_CONFIG=recipe: ENGINE's earlier configuration)
+load_preset() {
+  local defaults
+  PRESET=$1
+  defaults=$(python scripts/engine_preset.py examples/engine_presets.tsv "$PRESET" \
+    ${SMOKE:+--smoke} --engine-config "${ENGINE_CONFIG:-authors}") || exit 2
+  eval "$defaults"
+}
+
+# when GROUP CMD...: CMD if GROUP is one of EXPERIMENTS
+when() { local group=$1; shift; if [[ " $EXPERIMENTS " == *" $group "* ]]; then "$@"; fi; }
+
+# requires GROUP NEEDED: refuses EXPERIMENTS with GROUP but not NEEDED
+requires() {
+  if [[ " $EXPERIMENTS " == *" $1 "* && " $EXPERIMENTS " != *" $2 "* ]]; then
+    echo "!! EXPERIMENTS=\"$EXPERIMENTS\": $1 needs $2 (add it)" >&2
+    exit 2
+  fi
+}
+
+# warmup UPDATES CAP: a tenth of the updates, at least 1 and at most CAP
+warmup() { local w=$(($1 / 10)); echo $((w < 1 ? 1 : (w > $2 ? $2 : w))); }
+
+check_settings() {
+  local group
+  for group in $EXPERIMENTS; do
+    case $group in ref|distill|hybrid|bilstm|ops) ;;
+      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops)" >&2; exit 2 ;;
+    esac
+  done
+  requires hybrid ref
+  requires hybrid distill
+  requires bilstm distill
+  case $NAT_INIT in teacher|random) ;; *) echo "!! NAT_INIT=$NAT_INIT: teacher or random" >&2; exit 2 ;; esac
+  case $ENGINE_CORPUS in
+    references) ENGINE_BIN=$BIN OPS_START=cmlm; requires ops ref ;;
+    distilled) ENGINE_BIN=${BIN}_distill OPS_START=cmlm_distill; requires ops distill; requires ref distill ;;
+    *) echo "!! ENGINE_CORPUS=$ENGINE_CORPUS: references or distilled" >&2; exit 2 ;;
+  esac
+}
+
+# set_options: the paths and option arrays every stage uses, from the preset's variables
+set_options() {
+  BIN=$WORK/bin
+  RESULTS=$WORK/results.tsv
+  QUEUE=$WORK/pending  # decodes waiting for their energies (flush_energies)
+  TEACHER=$WORK/teacher_transformer/checkpoint_best.pt
+  LSTM_TEACHER=''  # the bilstm experiments' teacher, whose energy is a second column
+  if [[ " $EXPERIMENTS " == *" bilstm "* ]]; then LSTM_TEACHER=$WORK/teacher_lstm/checkpoint_best.pt; fi
+  check_settings
+  mkdir -p "$WORK/logs" "$WORK/gen"
+  COMMON=(--user-dir engine_plugin "${DEVICE_FLAGS[@]}" --num-workers 0 --seed "$SEED"
+    --no-epoch-checkpoints --save-interval "$VALIDATE_INTERVAL"
+    --validate-interval "$VALIDATE_INTERVAL" --skip-invalid-size-inputs-valid-test
+    --log-format simple --log-interval 25)
+  FP16=()
+  [ "$DEVICE" = cpu ] || FP16=(--fp16)  # cross-entropy training in half precision on a GPU
+  SIZES=(--encoder-layers "$LAYERS" --decoder-layers "$LAYERS" --encoder-embed-dim "$DIM"
+    --decoder-embed-dim "$DIM" --encoder-ffn-embed-dim "$FFN" --decoder-ffn-embed-dim "$FFN"
+    --encoder-attention-heads "$HEADS" --decoder-attention-heads "$HEADS" --share-all-embeddings)
+  CMLM_ARCH=("${SIZES[@]}" --apply-bert-init)
+  [ "$NAT_INIT" = teacher ] || CMLM_ARCH+=(--encoder-learned-pos --decoder-learned-pos)
+  BILSTM_ARCH=(--arch bilstm_infnet --embed-dim "$DIM" --hidden-size "$DIM")
+  DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
+    --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
+  # ENGINE's inference-network training (the paper's §4.4 and its authors' released code)
+  ENGINE_OPT=(--criterion energy_loss --optimizer adam --adam-betas "(0.9,0.999)"
+    --lr "$ENGINE_LR" --weight-decay 0.01 --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS"
+    --update-freq "$ENGINE_UPDATE_FREQ" --clip-norm "$ENGINE_CLIP_NORM"
+    --normalize-by "$ENGINE_NORMALIZE_BY" --length-loss-factor "$ENGINE_LENGTH_LOSS"
+    --noise full_mask)
+  [ "$ENGINE_EPOCHS" = 0 ] || ENGINE_OPT+=(--max-epoch "$ENGINE_EPOCHS")
+  ENGINE_VALID=()
+  [ -z "$ENGINE_VALID_EVERY" ] \
+    || ENGINE_VALID=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
+  case $ENGINE_METRIC in
+    energy) ENGINE_SELECT=("${ENGINE_VALID[@]}" --best-checkpoint-metric energy_discrete) ;;
+    bleu) ENGINE_SELECT=("${ENGINE_VALID[@]}" "${DEV_BLEU[@]}") ;;
+    *) echo "!! ENGINE_METRIC=$ENGINE_METRIC: energy or bleu" >&2; exit 2 ;;
+  esac
+}
+
+# ---------------------------------------------------------------- data
+first_lines() { if [ -n "$1" ]; then head -n "$1" "$2"; else cat "$2"; fi; }
+
+preprocess() {  # preprocess DESTDIR [fairseq-preprocess args]
+  local dest=$1
+  shift
+  rm -rf "$dest"
+  logged "$WORK/logs/preprocess_$(basename "$dest").log" fairseq-preprocess --source-lang "$SRC" \
+    --target-lang "$TGT" --destdir "$dest" --workers 2 "$@"
+}
+
+# binarize_text: TEXT (the first MAX_TRAIN / EVAL_SENTENCES pairs) -> WORK/text -> WORK/bin, one joined
+# dictionary for the teachers and the NAT models; the first OPS_VALID valid pairs -> WORK/bin_ops
+binarize_text() {
+  mkdir -p "$WORK/text"
+  local l split
+  for l in "$SRC" "$TGT"; do
+    first_lines "$MAX_TRAIN" "$TEXT/train.$l" > "$WORK/text/train.$l"
+    for split in valid test; do
+      first_lines "$EVAL_SENTENCES" "$TEXT/$split.$l" > "$WORK/text/$split.$l"
+    done
+    first_lines "$OPS_VALID" "$WORK/text/valid.$l" > "$WORK/text/valid_ops.$l"
+  done
+  echo "   train/valid/test: $(wc -l < "$WORK/text/train.$SRC") / $(wc -l < "$WORK/text/valid.$SRC") / $(wc -l < "$WORK/text/test.$SRC") pairs"
+  preprocess "$BIN" --joined-dictionary --trainpref "$WORK/text/train" \
+    --validpref "$WORK/text/valid" --testpref "$WORK/text/test"
+  preprocess "$BIN"_ops --srcdict "$BIN/dict.$SRC.txt" --tgtdict "$BIN/dict.$TGT.txt" \
+    --validpref "$WORK/text/valid_ops"
+}
+
+# distill: the teacher's beam search over train (BPE kept) -> WORK/bin_distill, binarised with
+# the teacher's dictionaries; valid and test are the references'
+distill() {
+  local out=$WORK/gen/distill_train.txt
+  mkdir -p "$WORK/distill"
+  generate_args ar "$BIN" "$TEACHER" train --beam "$DISTILL_BEAM"
+  logged "$out" fairseq-generate "${GENERATE_ARGS[@]}"
+  echo "   $(grep -oP 'Translated .*' "$out")"
+  grep -P '^H-' "$out" | sed 's/^H-//' | sort -n -k1,1 | cut -f 3 > "$WORK/distill/train.$TGT"
+  cp "$WORK/text/train.$SRC" "$WORK/distill/train.$SRC"
+  [ "$(wc -l < "$WORK/distill/train.$TGT")" -eq "$(wc -l < "$WORK/text/train.$SRC")" ] \
+    || { echo "!! $WORK/distill/train.$TGT and the training sources differ in length" >&2; return 1; }
+  preprocess "$BIN"_distill --srcdict "$BIN/dict.$SRC.txt" --tgtdict "$BIN/dict.$TGT.txt" \
+    --trainpref "$WORK/distill/train"
+  cp "$BIN"/valid.* "$BIN"/test.* "$BIN"_distill/
+}
+
+# ---------------------------------------------------------------- training
+# train NAME DATA_BIN ARGS...: fairseq-train into WORK/NAME (log WORK/logs/NAME.log). A stage
+# that stopped resumes from its checkpoint_last.pt (fairseq's own resume); FORCE=1 starts
+# afresh.
+train() {
+  local name=$1 bin=$2 log=$WORK/logs/${1//\//_}.log
+  shift 2
+  [ -z "${STAGE_FORCED:-}" ] || rm -rf "${WORK:?}/$name"
+  logged "$log" fairseq-train "$bin" "${COMMON[@]}" "$@" --save-dir "$WORK/$name"
+  grep -E "\| train \| epoch|valid on 'valid'|\| valid \|" "$log" | tail -n 2 | sed 's/^/   /'
+}
+
+# ce_opt LR UPDATES MAX_TOKENS WARMUP_CAP CLIP: CE_OPT, the optimiser of cross-entropy training
+ce_opt() {
+  CE_OPT=(--optimizer adam --adam-betas "(0.9,0.98)" --lr "$1" --lr-scheduler inverse_sqrt
+    --warmup-init-lr 1e-07 --warmup-updates "$(warmup "$2" "$4")" --max-update "$2"
+    --max-tokens "$3" --clip-norm "$5" "${FP16[@]}")
+}
+
+teacher_transformer() {  # the AR energy of the CMLM infnets
+  ce_opt "$TEACHER_LR" "$TEACHER_UPDATES" "$MAX_TOKENS" 4000 "$CLIP_NORM"
+  train teacher_transformer "$BIN" --task translation --arch transformer "${SIZES[@]}" \
+    --dropout "$DROPOUT" --weight-decay "$TEACHER_WEIGHT_DECAY" \
+    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 "${CE_OPT[@]}"
+}
+
+teacher_lstm() {  # the seq2seq energy of the BiLSTM infnets: BiLSTM encoder, attentional LSTM
+  ce_opt 1e-3 "$LSTM_UPDATES" "$MAX_TOKENS" 4000 1.0
+  train teacher_lstm "$BIN" --task translation --arch lstm --encoder-bidirectional \
+    --encoder-layers "$LSTM_LAYERS" --decoder-layers "$LSTM_LAYERS" --encoder-embed-dim "$DIM" \
+    --encoder-hidden-size "$DIM" --decoder-embed-dim "$DIM" \
+    --decoder-hidden-size "$LSTM_DECODER_DIM" --decoder-out-embed-dim "$DIM" \
+    --share-decoder-input-output-embed --dropout "$DROPOUT" \
+    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 "${CE_OPT[@]}"
+}
+
+nat_init() {  # a cmlm_transformer holding the transformer teacher's weights
+  python scripts/nat_from_teacher.py "$TEACHER" "$WORK/nat_init.pt" -- "$BIN" \
+    --task translation_lev --arch cmlm_transformer "${CMLM_ARCH[@]}" \
+    2> "$WORK/logs/nat_init.log" | sed 's/^/   /'
+}
+
+cmlm() {  # cmlm NAME DATA_BIN: CMLM baseline (stock cmlm_transformer, partial masking)
+  local init=()
+  [ "$NAT_INIT" = random ] || init=(--finetune-from-model "$WORK/nat_init.pt")
+  ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CMLM_MAX_TOKENS" 10000 "$CLIP_NORM"
+  train "$1" "$2" --task translation_energy --arch cmlm_transformer "${CMLM_ARCH[@]}" \
+    --criterion nat_loss --noise random_mask --label-smoothing 0.1 --dropout "$DROPOUT" \
+    --weight-decay 0.01 --fixed-validation-seed 7 "${CE_OPT[@]}" "${DEV_BLEU[@]}" "${init[@]}"
+}
+
+bilstm() {  # bilstm NAME DATA_BIN: BiLSTM baseline (cross-entropy: the energy's weight 0)
+  ce_opt "$BILSTM_LR" "$BILSTM_UPDATES" "$MAX_TOKENS" 4000 "$CLIP_NORM"
+  train "$1" "$2" --task translation_energy "${BILSTM_ARCH[@]}" --criterion energy_loss \
+    --energy-weight 0 --ce-weight 1 --label-smoothing 0.1 --dropout 0.1 "${CE_OPT[@]}" \
+    "${DEV_BLEU[@]}"
+}
+
+# energy_train NAME DATA_BIN START ENERGY UPDATES ARGS...: an infnet in WORK/NAME fine-tuned
+# from WORK/START/checkpoint_best.pt with energy_loss against the frozen teacher ENERGY, for
+# UPDATES updates (0: ENGINE_EPOCHS epochs)
+energy_train() {
+  local name=$1 bin=$2 start=$3 energy=$4 limit=()
+  [ "$5" = 0 ] || limit=(--max-update "$5")
+  shift 5
+  train "$name" "$bin" --task translation_energy "${ENGINE_OPT[@]}" "${limit[@]}" \
+    --energy-path "$energy" --finetune-from-model "$WORK/$start/checkpoint_best.pt" "$@"
+}
+
+engine_cmlm() {  # engine_cmlm NAME START: ENGINE, a cmlm_infnet from the CMLM in WORK/START
+  energy_train "$1" "$ENGINE_BIN" "$2" "$TEACHER" "$ENGINE_UPDATES" --arch cmlm_infnet \
+    "${CMLM_ARCH[@]}" --o1 sx --o2 st --ce-weight "$ENGINE_CE_WEIGHT" "${ENGINE_SELECT[@]}"
+}
+
+bilstm_engine() {  # ENGINE, a bilstm_infnet from the BiLSTM baseline, the LSTM teacher's energy
+  energy_train bilstm_engine "$BIN" bilstm_base "$LSTM_TEACHER" "$ENGINE_UPDATES" \
+    "${BILSTM_ARCH[@]}" --o1 sx --o2 st --ce-weight "$ENGINE_CE_WEIGHT" "${ENGINE_SELECT[@]}"
+}
+
+# ce_plus_energy NAME DATA_BIN START ENERGY_WEIGHT: the CMLM in WORK/START trained on DATA_BIN
+# with PLUS_CE_WEIGHT x label-smoothed cross-entropy plus ENERGY_WEIGHT x the energy (0: the
+# control); checkpoint_best = best dev BLEU
+ce_plus_energy() {
+  energy_train "$1" "$2" "$3" "$TEACHER" "$ENGINE_UPDATES" --arch cmlm_infnet "${CMLM_ARCH[@]}" \
+    --o1 sx --o2 st --ce-weight "$PLUS_CE_WEIGHT" --energy-weight "$4" --label-smoothing 0.1 \
+    "${ENGINE_VALID[@]}" "${DEV_BLEU[@]}"
+}
+
+# ---------------------------------------------------------------- decoding
+# generate_args KIND BIN CKPT SUBSET [args]: GENERATE_ARGS, the fairseq-generate arguments of
+# the teacher (KIND=ar: stock translation task, output length cap) or of a NAT model (nat:
+# translation_energy, fairseq's IterativeRefinementGenerator)
+generate_args() {
+  local kind=$1 bin=$2 ckpt=$3 subset=$4
+  shift 4
+  GENERATE_ARGS=("$bin" --user-dir engine_plugin --path "$ckpt" --gen-subset "$subset"
+    --batch-size "$GEN_BATCH" "${DEVICE_FLAGS[@]}")
+  case $kind in
+    ar) GENERATE_ARGS+=(--task translation --max-len-a "$AR_MAX_LEN_A" --max-len-b "$AR_MAX_LEN_B") ;;
+    nat) GENERATE_ARGS+=(--task translation_energy --iter-decode-eos-penalty 0 --beam 1) ;;
+  esac
+  GENERATE_ARGS+=("$@")
+}
+
+# translate TABLE SYSTEM ITERATIONS LENGTH_BEAM KIND NAME BIN CKPT SUBSET [args]: decodes into
+# WORK/gen/NAME.txt (BPE removed, sacrebleu) and queues its results row until flush_energies
+translate() {
+  local table=$1 system=$2 iters=$3 lbeam=$4 kind=$5 out=$WORK/gen/$6.txt
+  shift 6
+  generate_args "$kind" "$@"
+  decode_row "$out" translation_results.py queue "$QUEUE.tsv" --speed-log "$out.err" \
+    --table "$table" --system "$system" --iterations "$iters" --length-beam "$lbeam" \
+    -- "${GENERATE_ARGS[@]}" --remove-bpe --scoring sacrebleu
+}
+
+# flush_energies SOURCE: the mean energy of every queued output under the teachers (one
+# process), appended with its row to WORK/results.tsv
+flush_energies() {
+  local teachers=() energies=()
+  [ -s "$QUEUE.tsv" ] || return 0
+  if [ ${#SEGMENT[@]} -gt 0 ]; then
+    teachers=(--teacher "$TEACHER")
+    if [ -n "$LSTM_TEACHER" ] && [ -e "$LSTM_TEACHER" ]; then
+      teachers+=(--teacher "$LSTM_TEACHER")
+    elif [ -n "$LSTM_TEACHER" ]; then  # e.g. ONLY= left it untrained: its column stays "-"
+      echo "   no LSTM teacher yet ($LSTM_TEACHER): transformer energies only"
+    fi
+    cut -f 6 "$QUEUE.tsv" | xargs python scripts/teacher_energy.py "${teachers[@]}" \
+      --source "$1" "${SEGMENT[@]}" > "$QUEUE.energy" 2> "$WORK/logs/teacher_energy.log" \
+      || { tail -n 30 "$WORK/logs/teacher_energy.log" >&2; return 1; }
+    energies=(--energies "$QUEUE.energy")
+  fi
+  python scripts/translation_results.py merge "$QUEUE.tsv" "$RESULTS" "${energies[@]}"
+  rm -f "$QUEUE.tsv" "$QUEUE.energy"
+}
+
+flush_test() { flush_energies "$WORK/text/test.$SRC"; }
+
+decode_teachers() {  # test BLEU and energy of the teachers, beam 5 and greedy
+  translate main "transformer teacher" AR "beam 5" ar teacher_transformer.beam5 "$BIN" "$TEACHER" \
+    test --beam 5
+  translate main "transformer teacher" AR greedy ar teacher_transformer.beam1 "$BIN" "$TEACHER" \
+    test --beam 1
+  if [ -n "$LSTM_TEACHER" ] && [ ! -e "$LSTM_TEACHER" ]; then
+    echo "   no LSTM teacher yet ($LSTM_TEACHER): not decoded"
+  elif [ -n "$LSTM_TEACHER" ]; then
+    translate main "lstm teacher" AR "beam 5" ar teacher_lstm.beam5 "$BIN" "$LSTM_TEACHER" test --beam 5
+  fi
+  flush_test
+}
+
+decode_lengths() {  # decode_lengths NAME SYSTEM ITERATIONS: the test split at every LENGTH_BEAMS
+  local lbeam
+  for lbeam in $LENGTH_BEAMS; do
+    translate main "$2" "$3" "$lbeam" nat "$1.i$3.b$lbeam" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
+      --iter-decode-max-iter $(($3 - 1)) --iter-decode-with-beam "$lbeam"
+  done
+}
+
+# decode_cmlm NAME SYSTEM: 1 and 10 iterations, and 1 iteration at length beam 3 with the length
+# picked by teacher energy (the plugin's --length-select energy)
+decode_cmlm() {
+  decode_lengths "$1" "$2" 1
+  decode_lengths "$1" "$2" 10
+  translate main "$2, length by energy" 1 3 nat "$1.i1.b3.energy" "$BIN" \
+    "$WORK/$1/checkpoint_best.pt" test --iter-decode-max-iter 0 --iter-decode-with-beam 3 \
+    --length-select energy --energy-path "$TEACHER"
+  flush_test
+}
+
+decode_bilstm() {  # decode_bilstm NAME SYSTEM: 1 iteration, and oracle lengths (Table 5)
+  decode_lengths "$1" "$2" 1
+  translate main "$2" 1 oracle nat "$1.i1.oracle" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
+    --iter-decode-max-iter 0 --oracle-length
+  flush_test
+}
+
+# ---------------------------------------------------------------- the operator table
+operator_cell() {  # operator_cell O1 O2: CELL_UPDATES from the CMLM, oracle-length dev decode
+  local QUEUE=$WORK/pending_ops save=ops/$1_$2
+  energy_train "$save" "$ENGINE_BIN" "$OPS_START" "$TEACHER" "$CELL_UPDATES" --arch cmlm_infnet \
+    "${CMLM_ARCH[@]}" --o1 "$1" --o2 "$2" --ce-weight "$ENGINE_CE_WEIGHT" --disable-validation \
+    --no-save-optimizer-state
+  translate operators "$1,$2" 1 oracle nat "op_$1_$2" "$BIN"_ops "$WORK/$save/checkpoint_last.pt" \
+    valid --iter-decode-max-iter 0 --oracle-length
+  rm -f "$WORK/$save"/checkpoint_*.pt
+}
+
+operator_start() {  # the CMLM every cell starts from, decoded the same way
+  local QUEUE=$WORK/pending_ops
+  translate operators start 1 oracle nat op_start "$BIN"_ops "$WORK/$OPS_START/checkpoint_best.pt" \
+    valid --iter-decode-max-iter 0 --oracle-length
+}
+
+operator_energies() {  # one teacher load for every cell's output (transformer teacher only)
+  local QUEUE=$WORK/pending_ops LSTM_TEACHER=''
+  flush_energies "$WORK/text/valid_ops.$SRC"
+}
+
+operator_table() {
+  local o1 o2
+  stage op_start operator_start
+  for o1 in $OPERATORS; do
+    for o2 in $OPERATORS; do
+      stage "op_${o1}_${o2}" operator_cell "$o1" "$o2"
+    done
+  done
+  FORCE=1 stage operator_energies operator_energies
+}
+
+tables() {
+  python scripts/translation_tables.py "$RESULTS" --timings "$WORK/timings.tsv" > "$WORK/tables.md"
+  cat "$WORK/tables.md"
+}
+
+# ---------------------------------------------------------------- the stages
+engine_pipeline() {
+  set_options
+  echo "== ENGINE $SRC-$TGT, preset $PRESET${SMOKE:+ (SMOKE)}, ENGINE_CONFIG=${ENGINE_CONFIG:-authors}: text $TEXT, work $WORK, device $DEVICE, experiments: $EXPERIMENTS"
+  stage binarize binarize_text
+  stage teacher_transformer teacher_transformer
+  when bilstm stage teacher_lstm teacher_lstm
+  stage decode_teachers decode_teachers
+  if [ "$NAT_INIT" = teacher ]; then stage nat_init nat_init; fi
+  when distill stage distill distill
+  when ref stage cmlm cmlm cmlm "$BIN"
+  when distill stage cmlm_distill cmlm cmlm_distill "$BIN"_distill
+  when ref stage engine_cmlm engine_cmlm engine_cmlm cmlm
+  when distill stage engine_cmlm_distill engine_cmlm engine_cmlm_distill cmlm_distill
+  when ref stage decode_cmlm decode_cmlm cmlm "CMLM"
+  when distill stage decode_cmlm_distill decode_cmlm cmlm_distill "CMLM, distilled data"
+  when ref stage decode_engine_cmlm decode_cmlm engine_cmlm "ENGINE cmlm_infnet"
+  when distill stage decode_engine_cmlm_distill decode_cmlm engine_cmlm_distill \
+    "ENGINE cmlm_infnet, from the distilled CMLM"
+  when hybrid hybrid_stages
+  when bilstm bilstm_stages
+  when ops operator_table
+  FORCE=1 stage tables tables
+}
+
+hybrid_stages() {  # beyond the paper: energy + cross-entropy against cross-entropy alone
+  stage distill_energy ce_plus_energy distill_energy "$BIN"_distill cmlm_distill 1
+  stage distill_ce ce_plus_energy distill_ce "$BIN"_distill cmlm_distill 0
+  stage decode_distill_energy decode_cmlm distill_energy \
+    "distilled CMLM + energy + CE on distilled data"
+  stage decode_distill_ce decode_cmlm distill_ce "distilled CMLM + CE on distilled data"
+  stage ref_energy ce_plus_energy ref_energy "$BIN" cmlm 1
+  stage ref_ce ce_plus_energy ref_ce "$BIN" cmlm 0
+  stage decode_ref_energy decode_cmlm ref_energy "CMLM + energy + CE on references"
+  stage decode_ref_ce decode_cmlm ref_ce "CMLM + CE on references"
+}
+
+bilstm_stages() {  # the paper's Table 5: BiLSTM infnets, the LSTM teacher's energy
+  stage bilstm_base bilstm bilstm_base "$BIN"
+  stage bilstm_distill bilstm bilstm_distill "$BIN"_distill
+  stage bilstm_engine bilstm_engine
+  stage decode_bilstm_base decode_bilstm bilstm_base "BiLSTM"
+  stage decode_bilstm_distill decode_bilstm bilstm_distill "BiLSTM, distilled data"
+  stage decode_bilstm_engine decode_bilstm bilstm_engine "ENGINE bilstm_infnet (LSTM energy)"
+}

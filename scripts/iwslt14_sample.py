@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""The training pairs of the shared IWSLT'14 sample (``../shared/data/iwslt14_de_en``), without
+repeats, as a parallel corpus.
+
+    python scripts/iwslt14_sample.py SAMPLES_DIR OUT_DIR
+
+SAMPLES_DIR (``train_samples_bpe10k/``) holds ``sample_a.de`` / ``sample_a.en`` (line-aligned)
+and ``sample_b.de-en.tsv`` (``de<TAB>en`` a line); the two samples overlap. Writes
+``OUT_DIR/train.de`` and ``OUT_DIR/train.en``: every distinct pair, in the order first seen
+(sample a, then sample b).
+"""
+
+import argparse
+import os
+import sys
+from typing import Iterable, List, Tuple
+
+Pair = Tuple[str, str]
+
+
+def read_lines(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def read_pairs(samples: str) -> List[Pair]:
+    """Sample a's pairs, then sample b's; raises ValueError on a malformed file."""
+    de = read_lines(os.path.join(samples, "sample_a.de"))
+    en = read_lines(os.path.join(samples, "sample_a.en"))
+    if len(de) != len(en):
+        raise ValueError(f"{samples}: sample_a.de has {len(de)} lines, sample_a.en {len(en)}")
+    pairs = list(zip(de, en))
+    tsv = os.path.join(samples, "sample_b.de-en.tsv")
+    for number, line in enumerate(read_lines(tsv), 1):
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise ValueError(f"{tsv}:{number}: {len(fields)} tab-separated fields, not 2")
+        pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def distinct(pairs: Iterable[Pair]) -> List[Pair]:
+    """The pairs without repeats, in the order first seen."""
+    return list(dict.fromkeys(pairs))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("samples", help="the train_samples_bpe10k directory")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    try:
+        pairs = distinct(read_pairs(args.samples))
+    except (OSError, ValueError) as error:
+        print(f"iwslt14_sample.py: error: {error}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out_dir, exist_ok=True)
+    for side, lang in enumerate(("de", "en")):
+        with open(os.path.join(args.out_dir, f"train.{lang}"), "w", encoding="utf-8") as f:
+            f.writelines(pair[side] + "\n" for pair in pairs)
+    print(f"   {len(pairs)} distinct training pairs from the shared samples")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

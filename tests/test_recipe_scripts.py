@@ -1,0 +1,163 @@
+"""The Python helpers of the recipes: the ENGINE presets as shell defaults, the translation
+results queue, the IWSLT'14 sample, and the stage runner of ``examples/common.sh``."""
+
+import csv
+import os
+import subprocess
+
+import pytest
+
+from scripts import engine_preset, iwslt14_sample, translation_results
+from tests.cli import ROOT
+
+TABLE = os.path.join(ROOT, "examples", "engine_presets.tsv")
+
+
+def _bash(script: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+# ---- engine_preset.py ------------------------------------------------------------------
+def test_presets_layer_recipe_then_smoke_under_the_environment():
+    rows = engine_preset.read_table(TABLE)
+    multi30k = engine_preset.resolve(rows, "multi30k")
+    iwslt = engine_preset.resolve(rows, "iwslt14")
+    assert (multi30k["LAYERS"], iwslt["LAYERS"]) == ("3", "6")
+    for values in (multi30k, iwslt):  # ENGINE's authors' configuration by default
+        assert (values["ENGINE_LR"], values["ENGINE_UPDATE_FREQ"], values["ENGINE_CLIP_NORM"],
+                values["ENGINE_NORMALIZE_BY"], values["ENGINE_LENGTH_LOSS"]) == (
+            "1e-6", "8", "25", "tokens", "1")
+    recipe = engine_preset.resolve(rows, "multi30k", engine_config="recipe")
+    assert (recipe["ENGINE_LR"], recipe["ENGINE_UPDATE_FREQ"], recipe["ENGINE_CLIP_NORM"],
+            recipe["ENGINE_NORMALIZE_BY"], recipe["ENGINE_LENGTH_LOSS"]) == (
+        "1e-4", "1", "0", "sentences", "0.1")
+    both = engine_preset.resolve(rows, "iwslt14", smoke=True, engine_config="recipe")
+    assert both["ENGINE_UPDATE_FREQ"] == "1" and both["ENGINE_LR"] == "1e-4"
+    assert both["LAYERS"] == "1" and both["DROPOUT"] == iwslt["DROPOUT"]  # no smoke value
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        engine_preset.resolve(rows, "nope")
+    with pytest.raises(ValueError, match="authors or recipe"):
+        engine_preset.resolve(rows, "multi30k", engine_config="paper")
+
+
+def test_shell_defaults_keep_the_environment_and_follow_references(tmp_path):
+    defaults = tmp_path / "defaults.sh"
+    proc = subprocess.run(["python", "scripts/engine_preset.py", TABLE, "multi30k"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    defaults.write_text(proc.stdout)
+    shown = _bash(f'source {defaults}; echo "$LAYERS|$LSTM_UPDATES|$BILSTM_UPDATES|'
+                  f'$MAX_TRAIN|$OPERATORS"', env={"LAYERS": "2", "TEACHER_UPDATES": "7"})
+    assert shown.stdout.strip() == "2|7|1000||sx stl sg st gx"
+
+
+def test_preset_table_checks(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    header = "variable\ta\tsmoke\trecipe\tmeaning\n"
+    bad.write_text(header + "X\t$Y\t\t\tx\nY\t1\t\t\ty\n")
+    with pytest.raises(ValueError, match=r"X \(a\) refers to \$Y, which is not defined above"):
+        engine_preset.read_table(str(bad))
+    bad.write_text(header + "X\t$(rm -rf /)\t\t\tx\n")
+    with pytest.raises(ValueError, match="only letters"):
+        engine_preset.read_table(str(bad))
+    bad.write_text(header + "X\t\t1\t\tx\n")
+    with pytest.raises(ValueError, match="X has no a value"):
+        engine_preset.read_table(str(bad))
+
+
+def test_markdown_table_lists_every_variable():
+    rows = engine_preset.read_table(TABLE)
+    text = engine_preset.markdown(rows, ["iwslt14", "wmt16"])
+    lines = text.splitlines()
+    assert lines[0] == ("| variable | iwslt14 | wmt16 | SMOKE=1 | ENGINE_CONFIG=recipe | "
+                        "meaning |")
+    assert len(lines) == 2 + len(rows)
+    assert "| `TEACHER_UPDATES` | `100000` | `300000` | `20` |  |" in text
+    assert "| `MAX_TRAIN` | all | all | `1000` |  |" in text
+
+
+# ---- translation_results.py ------------------------------------------------------------
+def test_queue_then_merge_with_energies(tmp_path, capsys):
+    out = tmp_path / "gen.txt"
+    out.write_text("H-0\t-1.0\ta b\nGenerate test with beam=1: BLEU = 12.34 45.6/20.1/9.0/4.2 "
+                   "(BP = 1.000 ratio = 1.02 hyp_len = 100 ref_len = 98)\n")
+    (tmp_path / "gen.txt.err").write_text(
+        "INFO | fairseq_cli.generate | Translated 20 sentences (100 tokens) in 0.5s "
+        "(40.00 sentences/s, 200.00 tokens/s)\n")
+    queue, results = tmp_path / "q.tsv", tmp_path / "results.tsv"
+    for system, beam in (("CMLM", "1"), ("CMLM", "3")):
+        assert translation_results.main([
+            "queue", str(queue), "--log", str(out), "--speed-log", f"{out}.err", "--table",
+            "main", "--system", system, "--iterations", "1", "--length-beam", beam,
+            "--command", f"fairseq-generate BIN --iter-decode-with-beam {beam}"]) == 0
+    assert "BLEU=12.34  (40.00 sentences/s)" in capsys.readouterr().out
+    energies = tmp_path / "energies.tsv"
+    energies.write_text(f"{out}\t20\t55.5\t66.6\n")
+    assert translation_results.main(["merge", str(queue), str(results),
+                                     "--energies", str(energies)]) == 0
+    assert translation_results.main(["merge", str(queue), str(results)]) == 0  # no energies
+    with open(results, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert [(r["length_beam"], r["bleu"], r["energy"], r["energy_lstm"]) for r in rows] == [
+        ("1", "12.34", "55.5", "66.6"), ("3", "12.34", "55.5", "66.6"),
+        ("1", "12.34", "-", "-"), ("3", "12.34", "-", "-")]
+    assert rows[1]["command"] == "fairseq-generate BIN --iter-decode-with-beam 3"
+
+
+def test_merge_refuses_an_output_without_energy(tmp_path, capsys):
+    queue = tmp_path / "q.tsv"
+    queue.write_text("main\tCMLM\t1\t1\t\tgen/a.txt\tcmd\n")
+    energies = tmp_path / "e.tsv"
+    energies.write_text("gen/b.txt\t20\t1.0\n")
+    assert translation_results.main(["merge", str(queue), str(tmp_path / "r.tsv"),
+                                     "--energies", str(energies)]) == 2
+    assert "no energy of gen/a.txt" in capsys.readouterr().err
+    rows = translation_results.merged_rows(str(queue), {"gen/a.txt": ["7.0"]})
+    assert (rows[0]["bleu"], rows[0]["energy"], rows[0]["energy_lstm"]) == ("-", "7.0", "-")
+
+
+# ---- iwslt14_sample.py -----------------------------------------------------------------
+def test_iwslt14_sample_keeps_each_pair_once_in_first_seen_order(tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "sample_a.de").write_text("a\nb\na\n")
+    (samples / "sample_a.en").write_text("A\nB\nA\n")
+    (samples / "sample_b.de-en.tsv").write_text("c\tC\nb\tB\nb\tX\n")
+    assert iwslt14_sample.main([str(samples), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "train.de").read_text() == "a\nb\nc\nb\n"
+    assert (tmp_path / "out" / "train.en").read_text() == "A\nB\nC\nX\n"
+    (samples / "sample_b.de-en.tsv").write_text("c\tC\td\n")
+    assert iwslt14_sample.main([str(samples), str(tmp_path / "out2")]) == 2
+
+
+# ---- the stage runner ------------------------------------------------------------------
+def test_stage_skips_finished_stages_and_honours_force_and_only(tmp_path):
+    work = tmp_path / "work"
+    script = (f'source examples/common.sh; WORK={work}; mkdir -p "$WORK"; '
+              'count() { echo "ran $1 forced=${STAGE_FORCED:-}" >> "$WORK/runs"; }; '
+              'stage one count one; stage two count two; stage three false; echo unreachable')
+    first = _bash(script)
+    assert first.returncode != 0 and "unreachable" not in first.stdout
+    assert (work / "runs").read_text() == "ran one forced=\nran two forced=\n"
+    assert sorted(os.listdir(work / ".done")) == ["one", "two"]
+    second = _bash(script.replace("stage three false; ", ""))
+    assert "== [one] already done" in second.stdout
+    assert (work / "runs").read_text().count("ran") == 2
+    _bash(script.replace("stage three false; ", ""), env={"FORCE": "1", "ONLY": "two,four"})
+    assert (work / "runs").read_text().splitlines()[-1] == "ran two forced=1"
+    timings = (work / "timings.tsv").read_text().splitlines()
+    assert timings[0] == "stage\tseconds\tfinished"
+    assert [line.split("\t")[0] for line in timings[1:]] == ["one", "two", "two"]
+
+
+@pytest.mark.parametrize("folder, preset", [("multi30k", "multi30k"),
+                                            ("iwslt14_de_en", "iwslt14"),
+                                            ("wmt16_ro_en", "wmt16")])
+def test_translation_readmes_show_their_presets_defaults(folder, preset):
+    """Each ENGINE recipe's README holds the variable table of its preset as the table file
+    has it now (regenerate: python scripts/engine_preset.py examples/engine_presets.tsv
+    --markdown PRESET)."""
+    with open(os.path.join(ROOT, "examples", folder, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    rows = engine_preset.read_table(TABLE)
+    assert engine_preset.markdown(rows, [preset]) in readme
