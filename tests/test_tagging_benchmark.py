@@ -171,6 +171,7 @@ def test_benchmark_driver_on_a_tiny_corpus(tmp_path):
     assert len(read_rows([str(work / "results.tsv")])) == len(rows) + 1
 
 
+@pytest.mark.slow
 def test_benchmark_driver_starts_infnets_from_local_baselines_or_the_energy(tmp_path):
     """INFNET_INIT=local: the local baseline is trained first and the infnet is fine-tuned from
     its weights (fairseq --finetune-from-model); without the local method it refuses.
