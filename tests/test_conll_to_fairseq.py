@@ -198,9 +198,10 @@ def test_the_rare_bucket_is_the_label_the_scorers_never_count_correct():
     import torch
     from fairseq.data import Dictionary
 
-    from engine_plugin.data.labels import LabelSpace
+    from engine_plugin.data.labels import RARE_LABEL, LabelSpace
     from engine_plugin.scoring.tagging import accuracy_counts
 
+    assert c2f.RARE_LABEL == RARE_LABEL
     new, _ = c2f.truncate_labels({"train": [["A", "A", "B"]], "test": [["B", "A"]]}, 1)
     assert accuracy_counts(new["test"], new["test"]) == (1, 2)
     labels = Dictionary()
