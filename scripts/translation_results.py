@@ -20,24 +20,32 @@ sentences mean...``); without ``--energies``, or for a teacher it lacks, the ene
 import argparse
 import csv
 import os
-import re
 import sys
 from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from engine_plugin.report import parse_score_line  # noqa: E402
+from scripts.bench_nat_speed import SPEED  # noqa: E402
 from scripts.translation_tables import COLUMNS  # noqa: E402
 
 QUEUE_COLUMNS = ["table", "system", "iterations", "length_beam", "bleu", "output", "command"]
 TEACHERS = 2  # energy (transformer teacher), energy_lstm (LSTM teacher)
 
-_BLEU = re.compile(r"BLEU = (\d+(?:\.\d+)?)")
-_SPEED = re.compile(r"Translated .*\(([\d.]+) sentences/s")
+SCORE_LINE_PREFIX = "Generate "  # fairseq-generate's "Generate SUBSET with beam=K: ..."
 
 
-def last_match(pattern: re.Pattern, path: str) -> Optional[str]:
-    """The first group of the last line of ``path`` that ``pattern`` matches, or None."""
+def last_bleu(path: str) -> Optional[str]:
+    """The metric of the last score line in ``path`` (fairseq-generate's stdout), or None."""
     with open(path, encoding="utf-8", errors="replace") as f:
-        found = [m.group(1) for m in map(pattern.search, f) if m]
+        found = [parse_score_line(line).metric for line in f
+                 if line.startswith(SCORE_LINE_PREFIX)]
+    return found[-1] if found else None
+
+
+def last_speed(path: str) -> Optional[str]:
+    """The sentences/s of the last ``Translated N sentences`` line in ``path``, or None."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        found = [m.group(4) for m in map(SPEED.search, f) if m]
     return found[-1] if found else None
 
 
@@ -109,8 +117,8 @@ def main(argv=None) -> int:
 
     try:
         if args.action == "queue":
-            bleu = last_match(_BLEU, args.log) or ""
-            speed = last_match(_SPEED, args.speed_log) or "?"
+            bleu = last_bleu(args.log) or ""
+            speed = last_speed(args.speed_log) or "?"
             print(f"   {args.system:<28} iterations={args.iterations:<3} "
                   f"length_beam={args.length_beam:<7} BLEU={bleu}  ({speed} sentences/s)")
             queue_row(args.queue, {"table": args.table, "system": args.system,
