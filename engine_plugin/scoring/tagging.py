@@ -174,8 +174,14 @@ def precision_recall_f1(n_correct: int, n_gold: int, n_pred: int) -> Tuple[float
     return precision, recall, f1
 
 
+@dataclass
+class TaggingScorerConfig(FairseqDataclass):
+    """The tagging scorers have no options."""
+
+
 class _TaggingScorer(BaseScorer):
-    """Keeps each sentence's labels as lists (``self.ref``, ``self.pred``) and checks them."""
+    """Keeps each sentence's labels as lists (``self.ref``, ``self.pred``) and checks them;
+    subclasses give ``score`` and ``result``, the metric and its line."""
 
     def add_string(self, ref: str, pred: str) -> None:
         """Adds one sentence: space-separated gold labels ``ref`` and predicted labels ``pred``.
@@ -188,13 +194,17 @@ class _TaggingScorer(BaseScorer):
         self.ref.append(gold)
         self.pred.append(hypo)
 
+    def result(self) -> str:
+        """The metric over all sentences added, with its counts."""
+        raise NotImplementedError
 
-@dataclass
-class TagAccuracyConfig(FairseqDataclass):
-    pass
+    def result_string(self) -> str:
+        """:meth:`result`, followed by the energy/speed summary of the current generation
+        run if there is one (``engine_plugin/report.py``)."""
+        return extend_score_line(self.result(), current_report().summary())
 
 
-@register_scorer("tag_accuracy", dataclass=TagAccuracyConfig)
+@register_scorer("tag_accuracy", dataclass=TaggingScorerConfig)
 class TagAccuracyScorer(_TaggingScorer):
     """Token accuracy over all sentences added; gold ``*`` always counts as wrong."""
 
@@ -203,23 +213,12 @@ class TagAccuracyScorer(_TaggingScorer):
         n_correct, n_tokens = accuracy_counts(self.ref, self.pred)
         return 100.0 * n_correct / n_tokens if n_tokens else 0.0
 
-    def result_string(self) -> str:
+    def result(self) -> str:
         """E.g. ``"Accuracy = 91.23 (n_tokens=1234)"``."""
-        n_tokens = sum(map(len, self.ref))
-        return _with_report(f"Accuracy = {self.score():.2f} (n_tokens={n_tokens})")
+        return f"Accuracy = {self.score():.2f} (n_tokens={sum(map(len, self.ref))})"
 
 
-def _with_report(result: str) -> str:
-    """Appends the energy/speed summary of the current generation run, if there is one."""
-    return extend_score_line(result, current_report().summary())
-
-
-@dataclass
-class SpanF1Config(FairseqDataclass):
-    pass
-
-
-@register_scorer("span_f1", dataclass=SpanF1Config)
+@register_scorer("span_f1", dataclass=TaggingScorerConfig)
 class SpanF1Scorer(_TaggingScorer):
     """conlleval chunk F1 over all sentences added (IOB1, IOB2/BIO or BIOES labels)."""
 
@@ -227,11 +226,9 @@ class SpanF1Scorer(_TaggingScorer):
         """Chunk F1 in percent."""
         return precision_recall_f1(*span_f1_counts(self.ref, self.pred))[2]
 
-    def result_string(self) -> str:
+    def result(self) -> str:
         """E.g. ``"F1 = 85.71 (precision=100.00 recall=75.00 n_correct=3 n_gold=4 n_pred=3)"``."""
         n_correct, n_gold, n_pred = span_f1_counts(self.ref, self.pred)
         precision, recall, f1 = precision_recall_f1(n_correct, n_gold, n_pred)
-        return _with_report(
-            f"F1 = {f1:.2f} (precision={precision:.2f} recall={recall:.2f} "
-            f"n_correct={n_correct} n_gold={n_gold} n_pred={n_pred})"
-        )
+        return (f"F1 = {f1:.2f} (precision={precision:.2f} recall={recall:.2f} "
+                f"n_correct={n_correct} n_gold={n_gold} n_pred={n_pred})")
