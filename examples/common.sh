@@ -115,17 +115,18 @@ binarize() {
 }
 
 # train_crf NAME ARCH [fairseq-train args]: a CRF energy WORK/NAME/checkpoint_best.pt trained
-# on WORK/bin by conditional likelihood, best checkpoint by validation token accuracy (log
-# WORK/logs/NAME.log)
+# on WORK/bin by conditional likelihood, best checkpoint by validation token accuracy unless
+# ARGS say otherwise (log WORK/logs/NAME.log). An interrupted stage resumes from
+# WORK/NAME/checkpoint_last.pt when rerun; FORCE=1 starts it afresh.
 train_crf() {
   local name=$1 arch=$2
   shift 2
   mkdir -p "$WORK/logs"
-  rm -rf "${WORK:?}/$name"
+  [ -z "${STAGE_FORCED:-}" ] || rm -rf "${WORK:?}/$name"
   logged "$WORK/logs/$name.log" fairseq-train "$WORK/bin" --user-dir engine_plugin \
     --task sequence_labeling --arch "$arch" --criterion crf_nll --optimizer adam --clip-norm 5 \
     --best-checkpoint-metric acc --maximize-best-checkpoint-metric \
-    --no-epoch-checkpoints --no-last-checkpoints --save-dir "$WORK/$name" \
+    --no-epoch-checkpoints --save-dir "$WORK/$name" \
     --log-format simple --log-interval 50 "${DEVICE_FLAGS[@]}" "$@"
   grep "valid on 'valid' subset" "$WORK/logs/$name.log" | tail -n 1 | sed 's/^.*| acc /   valid acc /'
 }
@@ -218,14 +219,19 @@ benchmark() {
 }
 
 # energy_and_benchmark NAME SCORING REFINE_ARCH [blstm_crf_plus args]: the stages of a tagging
-# recipe after `convert`: binarize (MAX_SENTENCES), the BLSTM-CRF+ energy, its Viterbi test
-# score, then (unless BENCHMARK=0) the benchmark with CNN widths 1,5
+# recipe after `convert`: binarize (MAX_SENTENCES), the BLSTM-CRF+ energy (best checkpoint by
+# the dev score SCORING reports, lr halved whenever it does not improve, early stop after
+# PATIENCE=6 epochs without improvement, at most EPOCHS=30), its Viterbi test score, then
+# (unless BENCHMARK=0) the benchmark with CNN widths 1,5
 energy_and_benchmark() {
-  local name=$1 scoring=$2 refine=$3
+  local name=$1 scoring=$2 refine=$3 metric=acc
   shift 3
+  [ "$scoring" != span_f1 ] || metric=f1
   stage binarize binarize_split "$WORK/raw" "$WORK/bin"
   [ ! -f "$WORK/bin/dict.tags.txt" ] || echo "== $(wc -l < "$WORK/bin/dict.tags.txt") labels in $WORK/bin"
   stage blstm_crf_plus train_crf blstm_crf_plus blstm_crf_plus "$@" --lr 0.002 --batch-size 10 \
+    --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 1 \
+    --best-checkpoint-metric "$metric" --patience "${PATIENCE:-6}" \
     --max-epoch "${EPOCHS:-30}" --seed "${SEED:-1}" "${EMBEDDINGS[@]}"
   stage test_blstm_crf_plus test_viterbi blstm_crf_plus "$scoring"
   if [ "${BENCHMARK:-1}" != 0 ]; then benchmark "$name" "$scoring" 1,5 "$refine"; fi
