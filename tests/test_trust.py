@@ -24,7 +24,7 @@ from engine_plugin.safe_load import (
 from examples.quickstart.make_corpus import write_corpus
 from fairseq import checkpoint_utils
 from fairseq.models import ARCH_MODEL_REGISTRY
-from tests.cli import ROOT, preprocess_tagging
+from tests.cli import ROOT, preprocess_tagging, run
 from tests.fixtures.tiny_translation import PLUGIN, run_all
 
 SIZES = ["--embed-dim", "8", "--hidden-size", "8"]
@@ -128,12 +128,21 @@ def plant_evil(path, marker, like=None):
 
 
 def run_many(commands):
-    """Runs the commands in parallel (one thread each); returns their completed processes."""
+    """Runs the commands in fresh interpreters, in parallel (one thread each): the test of
+    malicious checkpoints needs the user's process, where the plugin's safe loading comes
+    from ``--user-dir`` alone. Returns ``(process, stdout, stderr)`` per command."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     env.pop(UNSAFE_LOAD_ENV, None)
     procs = [subprocess.Popen([sys.executable, *map(str, c)], cwd=ROOT, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
     return [(p, *p.communicate()) for p in procs]
+
+
+def fairseq(tool, *args):
+    """``fairseq-<tool> ARGS`` (:func:`tests.cli.run`, not checked): ``(process, stdout,
+    stderr)``."""
+    proc = run(tool, *args, check=False)
+    return proc, proc.stdout, proc.stderr
 
 
 def test_malicious_checkpoints_never_run(trained, tmp_path):
@@ -207,9 +216,9 @@ def test_model_class_of_reads_every_kind_of_model_config():
 
 
 def generate_tagging(trained, *args):
-    return run_many([["-m", "fairseq_cli.generate", trained["bin"], "--user-dir", PLUGIN,
-                      "--task", "sequence_labeling", "--gen-subset", "test", "--cpu",
-                      "--batch-size", "4", *args]])[0]
+    return fairseq("generate", trained["bin"], "--user-dir", PLUGIN, "--task",
+                   "sequence_labeling", "--gen-subset", "test", "--cpu", "--batch-size", "4",
+                   *args)
 
 
 def test_wrong_files_give_sentences(trained, tmp_path):
@@ -230,14 +239,14 @@ def test_wrong_files_give_sentences(trained, tmp_path):
          "holds a tagger_cnn model trained with --task sequence_labeling, but this needs a "
          "CRF energy"),
     ]
-    results = run_many([["-m", "fairseq_cli.generate", trained["bin"], "--user-dir", PLUGIN,
-                         "--task", "sequence_labeling", "--gen-subset", "test", "--cpu", *args]
-                        for args, _ in cases] + [
-        ["-m", "fairseq_cli.generate", trained["data"], "--user-dir", PLUGIN, "--task",
-         "translation_energy", "--path", teacher, "--cpu", "--gen-subset", "test"],
-        ["-m", "fairseq_cli.generate", trained["data"], "--user-dir", PLUGIN, "--task",
-         "translation_energy", "--path", nat, "--cpu", "--gen-subset", "test",
-         "--length-select", "energy", "--energy-path", trained["crf"]]])
+    results = [fairseq("generate", trained["bin"], "--user-dir", PLUGIN, "--task",
+                       "sequence_labeling", "--gen-subset", "test", "--cpu", *args)
+               for args, _ in cases] + [
+        fairseq("generate", trained["data"], "--user-dir", PLUGIN, "--task",
+                "translation_energy", "--path", teacher, "--cpu", "--gen-subset", "test"),
+        fairseq("generate", trained["data"], "--user-dir", PLUGIN, "--task",
+                "translation_energy", "--path", nat, "--cpu", "--gen-subset", "test",
+                "--length-select", "energy", "--energy-path", trained["crf"])]
     messages = [m for _, m in cases] + [
         "translation_energy trains and decodes non-autoregressive models",
         "but this needs an autoregressive translation model"]
@@ -248,9 +257,9 @@ def test_wrong_files_give_sentences(trained, tmp_path):
 def test_dictionary_mismatch_names_the_checkpoint(trained, tmp_path):
     _other_vocabulary(tmp_path / "raw")
     preprocess_tagging(tmp_path / "raw", tmp_path / "bin")
-    proc, _, err = run_many([["-m", "fairseq_cli.generate", tmp_path / "bin", "--user-dir",
-                              PLUGIN, "--task", "sequence_labeling", "--path", trained["crf"],
-                              "--gen-subset", "test", "--cpu"]])[0]
+    proc, _, err = fairseq("generate", tmp_path / "bin", "--user-dir", PLUGIN, "--task",
+                           "sequence_labeling", "--path", trained["crf"], "--gen-subset",
+                           "test", "--cpu")
     assert proc.returncode != 0
     assert f"{trained['crf']}: the checkpoint was trained with other word/label dictionaries" \
         in err, err[-1500:]
@@ -317,13 +326,10 @@ def scaled_energy(crf, path, factor):
 def test_diverging_descent_stops_naming_the_sentence(trained, tmp_path):
     crf = scaled_energy(trained["crf"], tmp_path / "steep.pt", 1e30)
     infnet = trained["checkpoints"]["tagger_cnn"]
-    results = run_many([
-        ["-m", "fairseq_cli.generate", trained["bin"], "--user-dir", PLUGIN, "--task",
-         "sequence_labeling", "--gen-subset", "test", "--cpu", "--batch-size", "4", *args]
-        for args in (["--path", crf, "--inference", "gd", "--gd-lr", "1e10"],
-                     ["--path", infnet, "--energy-path", crf, "--inference", "warmstart",
-                      "--gd-lr", "1e10"],
-                     ["--path", crf, "--inference", "gd", "--gd-lr", "inf"])])
+    results = [generate_tagging(trained, *args) for args in (
+        ["--path", crf, "--inference", "gd", "--gd-lr", "1e10"],
+        ["--path", infnet, "--energy-path", crf, "--inference", "warmstart", "--gd-lr", "1e10"],
+        ["--path", crf, "--inference", "gd", "--gd-lr", "inf"])]
     for proc, out, err in results[:2]:
         assert proc.returncode != 0, (out + err)[-1500:]
         assert "diverged: non-finite logits or energy after step" in err, err[-1500:]
@@ -383,7 +389,7 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(trained, tmp_path):
     last.write_bytes(last.read_bytes()[:1000])  # what a kill during a copy leaves
     again = [*first[:first.index("--max-epoch")], "--max-epoch", "2",
              *first[first.index("--max-epoch") + 2:]]
-    proc, out, err = run_many([["-m", "fairseq_cli.train", *again]])[0]
+    proc, out, err = fairseq("train", *again)
     log = out + err  # fairseq logs to stdout
     assert proc.returncode == 0, log[-2000:]
     assert f"{last} is unreadable" in log and "resuming from" in log
@@ -393,7 +399,7 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(trained, tmp_path):
     # nothing readable to fall back to: a clear error, no training from scratch
     for path in save.iterdir():
         path.write_bytes(b"")
-    proc, _, err = run_many([["-m", "fairseq_cli.train", *again]])[0]
+    proc, _, err = fairseq("train", *again)
     assert proc.returncode != 0 and "No other readable checkpoint" in err
 
 
