@@ -18,9 +18,13 @@ prints the table of variables, defaults and meanings that the recipes' READMEs s
 
 import argparse
 import csv
+import os
 import re
 import sys
 from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.script_errors import exit_status  # noqa: E402
 
 LAYERS = ("smoke", "recipe")  # columns laid over a preset by --smoke / --engine-config recipe
 ENGINE_CONFIGS = ("authors", "recipe")
@@ -107,21 +111,21 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", nargs="+", metavar="PRESET",
                         help="print the README table of these presets instead")
     args = parser.parse_args(argv)
-    try:
-        rows = read_table(args.table)
-        if args.markdown:
-            unknown = set(args.markdown) - set(presets(rows))
-            if unknown:
-                raise ValueError(f"unknown presets {sorted(unknown)}")
-            print(markdown(rows, args.markdown))
-        elif args.preset is None:
-            raise ValueError("give a preset (or --markdown PRESET...)")
-        else:
-            print(shell_defaults(resolve(rows, args.preset, args.smoke, args.engine_config)))
-    except (OSError, ValueError) as error:
-        print(f"engine_preset.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("engine_preset.py", lambda: print(report(args)))
+
+
+def report(args) -> str:
+    """What ``main`` prints: the README table of ``--markdown`` presets, or the shell
+    defaults of one preset."""
+    rows = read_table(args.table)
+    if args.markdown:
+        unknown = set(args.markdown) - set(presets(rows))
+        if unknown:
+            raise ValueError(f"unknown presets {sorted(unknown)}")
+        return markdown(rows, args.markdown)
+    if args.preset is None:
+        raise ValueError("give a preset (or --markdown PRESET...)")
+    return shell_defaults(resolve(rows, args.preset, args.smoke, args.engine_config))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ import os
 import sys
 from typing import Iterable, List, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.script_errors import exit_status  # noqa: E402
+
 Pair = Tuple[str, str]
 
 
@@ -49,17 +52,18 @@ def main(argv=None) -> int:
     parser.add_argument("samples", help="the train_samples_bpe10k directory")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    try:
-        pairs = distinct(read_pairs(args.samples))
-    except (OSError, ValueError) as error:
-        print(f"iwslt14_sample.py: error: {error}", file=sys.stderr)
-        return 2
-    os.makedirs(args.out_dir, exist_ok=True)
+    return exit_status("iwslt14_sample.py", lambda: write_corpus(args.samples, args.out_dir))
+
+
+def write_corpus(samples: str, out_dir: str) -> None:
+    """OUT_DIR/train.de and train.en: the distinct pairs of SAMPLES_DIR (read before any
+    file is written)."""
+    pairs = distinct(read_pairs(samples))
+    os.makedirs(out_dir, exist_ok=True)
     for side, lang in enumerate(("de", "en")):
-        with open(os.path.join(args.out_dir, f"train.{lang}"), "w", encoding="utf-8") as f:
+        with open(os.path.join(out_dir, f"train.{lang}"), "w", encoding="utf-8") as f:
             f.writelines(pair[side] + "\n" for pair in pairs)
     print(f"   {len(pairs)} distinct training pairs from the shared samples")
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.script_errors import exit_status  # noqa: E402
+
 Curves = Dict[Tuple[str, str], List[Tuple[int, float]]]  # (split, metric) -> [(update, value)]
 DEFAULT_METRICS = ("energy", "energy_discrete", "ce", "loss", "acc", "bleu")
 SPLITS = ("train", "valid")
@@ -129,21 +132,21 @@ def main(argv=None) -> int:
     labels = args.labels or args.runs
     if len(labels) != len(args.runs):
         parser.error(f"--labels: {len(labels)} names for {len(args.runs)} runs")
-    try:
-        runs = {label: read_run(path) for label, path in zip(labels, args.runs)}
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return exit_status("plot_training.py", lambda: draw(dict(zip(labels, args.runs)), args))
+
+
+def draw(paths: Dict[str, str], args) -> None:
+    """Reads the runs ``{label: path}`` and plots ``args.metrics`` (default: those of
+    ``DEFAULT_METRICS`` found) into ``args.out``; ValueError when a metric is in no run."""
+    runs = {label: read_run(path) for label, path in paths.items()}
     found = {metric for curves in runs.values() for _, metric in curves}
     metrics = args.metrics or [m for m in DEFAULT_METRICS if m in found]
     missing = [m for m in metrics if m not in found]
     if missing or not metrics:
-        print(f"error: metrics {missing or DEFAULT_METRICS} not in any run (found: "
-              f"{', '.join(sorted(found))})", file=sys.stderr)
-        return 2
+        raise ValueError(f"metrics {missing or DEFAULT_METRICS} not in any run (found: "
+                         f"{', '.join(sorted(found))})")
     plot(runs, metrics, args.out)
     print(f"wrote {args.out}: {', '.join(metrics)} of {len(runs)} run(s)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine_plugin.report import parse_score_line  # noqa: E402
 from scripts.bench_nat_speed import SPEED  # noqa: E402
+from scripts.script_errors import exit_status  # noqa: E402
 from scripts.translation_tables import COLUMNS  # noqa: E402
 
 QUEUE_COLUMNS = ["table", "system", "iterations", "length_beam", "bleu", "output", "command"]
@@ -114,24 +115,24 @@ def main(argv=None) -> int:
     merge.add_argument("results")
     merge.add_argument("--energies", help="output of scripts/teacher_energy.py")
     args = parser.parse_args(argv)
+    return exit_status("translation_results.py", lambda: record(args))
 
-    try:
-        if args.action == "queue":
-            bleu = last_bleu(args.log) or ""
-            speed = last_speed(args.speed_log) or "?"
-            print(f"   {args.system:<28} iterations={args.iterations:<3} "
-                  f"length_beam={args.length_beam:<7} BLEU={bleu}  ({speed} sentences/s)")
-            queue_row(args.queue, {"table": args.table, "system": args.system,
-                                   "iterations": args.iterations, "length_beam": args.length_beam,
-                                   "bleu": bleu, "output": args.log, "command": args.command})
-        else:
-            rows = merged_rows(args.queue, read_energies(args.energies))
-            append_results(args.results, rows)
-            print(f"   {len(rows)} rows -> {args.results}")
-    except (OSError, ValueError) as error:
-        print(f"translation_results.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+def record(args) -> None:
+    """``queue``: one generate output's row into the queue; ``merge``: the queued rows,
+    with their teacher energies, appended to the results table."""
+    if args.action == "queue":
+        bleu = last_bleu(args.log) or ""
+        speed = last_speed(args.speed_log) or "?"
+        print(f"   {args.system:<28} iterations={args.iterations:<3} "
+              f"length_beam={args.length_beam:<7} BLEU={bleu}  ({speed} sentences/s)")
+        queue_row(args.queue, {"table": args.table, "system": args.system,
+                               "iterations": args.iterations, "length_beam": args.length_beam,
+                               "bleu": bleu, "output": args.log, "command": args.command})
+    else:
+        rows = merged_rows(args.queue, read_energies(args.energies))
+        append_results(args.results, rows)
+        print(f"   {len(rows)} rows -> {args.results}")
 
 
 if __name__ == "__main__":
