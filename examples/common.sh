@@ -16,6 +16,17 @@ fi
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 cd "$ROOT"
 
+# need_args MIN MAX USAGE ARGS...: exits 2 with USAGE on stderr unless ARGS are MIN to MAX
+# arguments (MAX = any: no upper bound)
+need_args() {
+  local min=$1 max=$2 usage=$3
+  shift 3
+  if [ $# -lt "$min" ] || { [ "$max" != any ] && [ $# -gt "$max" ]; }; then
+    echo "$usage" >&2
+    exit 2
+  fi
+}
+
 # input_dir PATH / input_file PATH: the absolute path of an existing directory / file PATH
 # (relative to the caller's directory); work_dir PATH: the same for a work directory, created
 # if need be.

@@ -38,9 +38,8 @@
 # - per-sentence perplexity: fairseq-eval-lm --output-word-probs logs ln p of every token
 #   (with </s>); ppl_i = exp(-mean over the n_i + 1 tokens), see scripts/eval_lm_sentence_ppl.py.
 set -euo pipefail
-usage="usage: $0 RAW BIN CRF_CKPT INFNET_CKPT WORK"
-[ $# -eq 5 ] || { echo "$usage" >&2; exit 2; }
 source "$(dirname "$0")/common.sh"
+need_args 5 5 "usage: $0 RAW BIN CRF_CKPT INFNET_CKPT WORK" "$@"
 RAW=$(input_dir "$1")
 BIN=$(input_dir "$2")
 CRF=$(input_file "$3")

@@ -13,9 +13,8 @@
 # WORK/results.tsv (a row per decode, with its command), WORK/tables.md, WORK/speed_accuracy.png.
 # Its stages, the fairseq commands and its variables: examples/twitter_pos/README.md.
 set -euo pipefail
-usage="usage: $0 BIN CRF_CKPT WORK SCORING [ARCHS...]"
-[ $# -ge 4 ] || { echo "$usage" >&2; exit 2; }
 source "$(dirname "$0")/common.sh"
+need_args 4 any "usage: $0 BIN CRF_CKPT WORK SCORING [ARCHS...]" "$@"
 BIN=$(input_dir "$1")
 CRF_SRC=$(input_file "$2")
 WORK=$(work_dir "$3")
@@ -204,6 +203,18 @@ if wants oracle; then
     --gd-oracle-steps "$(commas $GD_ORACLE_STEPS)" --gd-oracle-lrs "$(commas $GD_ORACLE_LRS)" \
     --gd-init "$GD_INIT"
 fi
+# refine METHOD TITLE STEPS_FLAG LR_FLAG STEPS LRS ARCH CKPT: the infnet CKPT refined on the
+# energy by METHOD (tailored or warmstart) for each N in STEPS, η chosen on valid among LRS
+refine() {
+  local method=$1 title=$2 steps_flag=$3 lr_flag=$4 steps=$5 lrs=$6 arch=$7 ckpt=$8 n
+  for n in $steps; do
+    say "$title $arch N=$n"
+    tune "$method" "$arch" "$n" "$lrs" "$ckpt" --inference "$method" --energy-path "$ENERGY" \
+      "$steps_flag" "$n" "$lr_flag" @LR@
+    decode test "$TEST_BATCH" "$method" "$arch" "$n" "$TUNED" "$ckpt" --inference "$method" \
+      --energy-path "$ENERGY" "$steps_flag" "$n" "$lr_flag" "$TUNED"
+  done
+}
 for arch in $REFINE_ARCHS; do
   ckpt=$WORK/infnet_$arch/checkpoint_best.pt
   if { wants tailored || wants warmstart; } && [ ! -f "$ckpt" ]; then
@@ -211,22 +222,12 @@ for arch in $REFINE_ARCHS; do
     exit 1
   fi
   if wants tailored; then
-    for n in $TAILOR_STEPS; do
-      say "instance-tailored $arch N=$n"
-      tune tailored "$arch" "$n" "$TAILOR_LRS" "$ckpt" --inference tailored --energy-path "$ENERGY" \
-        --tailor-steps "$n" --tailor-lr @LR@
-      decode test "$TEST_BATCH" tailored "$arch" "$n" "$TUNED" "$ckpt" --inference tailored \
-        --energy-path "$ENERGY" --tailor-steps "$n" --tailor-lr "$TUNED"
-    done
+    refine tailored "instance-tailored" --tailor-steps --tailor-lr "$TAILOR_STEPS" "$TAILOR_LRS" \
+      "$arch" "$ckpt"
   fi
   if wants warmstart; then
-    for n in $WARM_STEPS; do
-      say "warm-started gradient descent $arch N=$n"
-      tune warmstart "$arch" "$n" "$WARM_LRS" "$ckpt" --inference warmstart --energy-path "$ENERGY" \
-        --gd-steps "$n" --gd-lr @LR@
-      decode test "$TEST_BATCH" warmstart "$arch" "$n" "$TUNED" "$ckpt" --inference warmstart \
-        --energy-path "$ENERGY" --gd-steps "$n" --gd-lr "$TUNED"
-    done
+    refine warmstart "warm-started gradient descent" --gd-steps --gd-lr "$WARM_STEPS" "$WARM_LRS" \
+      "$arch" "$ckpt"
   fi
 done
 
