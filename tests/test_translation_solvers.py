@@ -16,11 +16,15 @@ from fairseq import checkpoint_utils
 
 import engine_plugin  # noqa: F401  (registers the task, models and solvers)
 from engine_plugin.report import parse_score_line
+from engine_plugin.solvers.checks import DivergedError
+from engine_plugin.solvers.options import SolverConfig
 from engine_plugin.solvers.gradient_descent import GradientDescentSolver, descend
 from engine_plugin.solvers.registry import SOLVERS, Problem, solver_for
 from engine_plugin.translation_generator import strip_nat_boundaries
 from tests.cli import run
 from tests.fixtures.tiny_translation import PLUGIN, run_all
+from engine_plugin.tasks.sequence_labeling import SequenceLabelingConfig
+from engine_plugin.tasks.translation_energy import TranslationEnergyConfig, TranslationEnergyTask
 from tests.test_engine_translation import TINY, TRAIN, whole_split
 
 SOLVING = ["gd", "warmstart", "tailored"]
@@ -83,6 +87,33 @@ def test_unknown_and_exact_solvers_are_refused_naming_the_choices():
 def test_translation_solver_options_are_checked(nat, options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load(nat, **options)
+
+
+def test_both_tasks_share_the_solver_options_with_their_own_default():
+    for config in (SequenceLabelingConfig, TranslationEnergyConfig):
+        assert issubclass(config, SolverConfig)
+    assert SequenceLabelingConfig().inference == "viterbi"
+    assert TranslationEnergyConfig().inference == "infnet"
+
+
+def test_translation_refuses_absurd_solver_settings_at_setup(nat):
+    cfg = TranslationEnergyConfig(data=nat["data"], source_lang="src", target_lang="tgt",
+                                  gd_lr=-1.0)
+    with pytest.raises(ValueError, match="--gd-lr must be a finite number"):
+        TranslationEnergyTask.setup_task(cfg)
+
+
+def test_a_diverging_descent_names_the_sentences_once(nat):
+    """A step size at the float32 limit overflows the logits; the error names each sentence
+    of the batch by its id, once for its three length candidates."""
+    models, generator, task = load(nat, inference="gd", gd_lr=3e38, beam=3)
+    sample = whole_split(task, "test", 4)
+    with pytest.raises(DivergedError, match=r"--inference gd diverged: ") as raised:
+        generator.generate(models, sample)
+    names = re.findall(r"id (\d+)", str(raised.value))
+    assert names and len(names) == len(set(names))
+    assert set(map(int, names)) <= set(sample["id"].tolist())
+    assert "--gd-lr" in str(raised.value)
 
 
 # ---------------------------------------------------------------------- the solvers
