@@ -13,8 +13,9 @@ energies and speed) and ``current_report().symbol_summary()`` after a NAT decode
         sentences=300 sentences_per_s=202.5
     Generate test with beam=1: BLEU = 23.10 55.0/29.1/17.2/10.6 (BP = ...) | special_pad=0.00%
         special_unk=0.40% special_bos=0.00% special_early_eos=0.10% slots=2500
-    Generate test with beam=1: BLEU = 24.02 56.1/30.0/17.9/11.0 (BP = ...) | inference=warmstart
-        energy_relaxed=41.2034 energy=38.9120 sentences=1000 sentences_per_s=85.3 | special_pad=0.00% ...
+    Generate test with beam=5: BLEU4 = 0.00, 50.8/14.6/3.8/0.0 (BP=1.000, ...) | inference=warmstart
+        energy_relaxed=16.9454 energy=16.8687 sentences=24 sentences_per_s=44.0 | special_pad=0.00%
+        special_unk=0.00% special_bos=0.00% special_early_eos=0.00% slots=504
 
 :func:`parse_score_line` reads such a line back; the scripts that turn generate outputs into
 tables use it, so that the format and its readers change together.

@@ -22,6 +22,13 @@ energy scores; it adds the boundaries itself.
     fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
         --iter-decode-max-iter 0 --iter-decode-with-beam 3 \\
         [--length-select energy --energy-path TEACHER.pt] [--oracle-length]
+    fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \
+        --energy-path TEACHER.pt --iter-decode-max-iter 0 --inference warmstart --gd-steps 10
+
+``--inference`` (default ``infnet``: the NAT's own decode) takes the solvers of
+``engine_plugin/solvers`` that need no exact minimiser: ``gd``, ``warmstart`` and
+``tailored`` minimise the teacher energy at the NAT's last refinement step
+(``engine_plugin/translation_generator.py``).
 """
 
 import logging
