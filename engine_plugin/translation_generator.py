@@ -14,8 +14,10 @@ log-probability under the NAT model itself. ENGINE (§4.5) does the same; this m
 - ``--inference gd|warmstart|tailored`` (:class:`SolvingModel`): at the last refinement step
   the NAT decoder's logits on the current rows ``[bos y_1 .. y_n eos]`` (R, n + 2, V) are
   handed, at the positions of ``y`` (R, n, V), to a registered solver
-  (``engine_plugin/solvers``) that minimises the teacher energy; its argmax is written into
-  every position of ``y`` and its ``log_softmax`` into the output scores. ``gd`` uses the NAT
+  (``engine_plugin/solvers``) that minimises the teacher energy over all of ``y``; its argmax
+  is written into the slots the NAT would fill (the ``<unk>`` positions: all of ``y`` with
+  ``--iter-decode-max-iter 0``; after refinement iterations the earlier iterations' tokens
+  stay, as in the NAT's own last step) and its ``log_softmax`` into the output scores. ``gd`` uses the NAT
   for the lengths only (start: ``--gd-init``), ``warmstart`` starts from the NAT's logits,
   ``tailored`` decodes with a copy of the NAT fine-tuned on the batch's energy. ``R = B * K``
   rows with a length beam; each row's source is tracked through the generator's reorders.
@@ -165,9 +167,9 @@ class SolvingModel:
         return self._model.forward_encoder(encoder_inputs)
 
     def forward_decoder(self, decoder_out, encoder_out, **kwargs):
-        """The NAT's step, except at the last one: the solver's argmax written into every
-        position of ``y`` of ``output_tokens`` (R, T + 2), its ``log_softmax`` into
-        ``output_scores``."""
+        """The NAT's step, except at the last one: the solver's argmax written into the
+        slots (the ``<unk>`` positions of ``y``) of ``output_tokens`` (R, T + 2), its
+        ``log_softmax`` into ``output_scores``."""
         if decoder_out.step != decoder_out.max_step - 1:
             return self._model.forward_decoder(decoder_out, encoder_out, **kwargs)
         problem = self.problem(decoder_out.output_tokens, encoder_out)
@@ -176,11 +178,12 @@ class SolvingModel:
         if outputs is None:
             outputs = logits.argmax(-1)
         tokens = decoder_out.output_tokens.clone()
-        tokens[:, 1:-1] = torch.where(problem.mask, outputs, tokens[:, 1:-1])
+        slots = tokens[:, 1:-1].eq(self._model.unk) & problem.mask
+        tokens[:, 1:-1] = torch.where(slots, outputs, tokens[:, 1:-1])
         scores = decoder_out.output_scores.clone()
         if logits is not None:
             chosen = F.log_softmax(logits.float(), -1).gather(2, outputs[..., None])[..., 0]
-            scores[:, 1:-1] = torch.where(problem.mask, chosen.type_as(scores), scores[:, 1:-1])
+            scores[:, 1:-1] = torch.where(slots, chosen.type_as(scores), scores[:, 1:-1])
         history = decoder_out.history
         if history is not None:
             history.append(tokens.clone())

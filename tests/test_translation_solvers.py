@@ -44,12 +44,13 @@ def nat(tiny_teachers, tmp_path_factory):
             "checkpoint": str(root / "nat" / "checkpoint_last.pt")}
 
 
-def load(nat, max_iter=0, beam=1, **options):
+def load(nat, max_iter=0, beam=1, force_max_iter=False, **options):
     """(models, generator, task) as fairseq-generate builds them, task options overridden."""
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [nat["checkpoint"]], arg_overrides={"data": nat["data"], "energy_path": nat["teacher"],
                                             **options})
     cfg.generation.iter_decode_max_iter, cfg.generation.iter_decode_with_beam = max_iter, beam
+    cfg.generation.iter_decode_force_max_iter = force_max_iter
     return models, task.build_generator(models, cfg.generation), task
 
 
@@ -142,16 +143,21 @@ def test_gd_lowers_the_teacher_energy_monotonically(nat):
     assert (energy.relaxed_energy(context, logits, mask) < energies[0]).all()
 
 
-@pytest.mark.parametrize("beam", [1, 3])
-def test_warm_start_with_no_steps_is_the_infnet(nat, beam):
-    """``--inference warmstart --gd-steps 0`` writes the NAT's own argmax and scores."""
-    plain, _ = decode(nat, beam=beam)
-    warm, report = decode(nat, beam=beam, inference="warmstart", gd_steps=0)
-    assert len(plain) == len(warm) == 24
-    for ours, stock in zip(warm, plain):
+@pytest.mark.parametrize("max_iter, beam", [(0, 1), (0, 3), (2, 3)])
+@pytest.mark.parametrize("solver", [{"inference": "warmstart", "gd_steps": 0},
+                                    {"inference": "tailored", "tailor_steps": 0}])
+def test_solvers_with_no_steps_are_the_infnet(nat, max_iter, beam, solver):
+    """Warm start with N = 0 writes the NAT's own argmax and scores, also at the last of
+    several refinement steps; so does an untailored copy, which encodes the sources the
+    wrapper followed through the length beam's reorders (misaligned, they would differ)."""
+    steps = dict(max_iter=max_iter, beam=beam, force_max_iter=max_iter > 0)
+    plain, _ = decode(nat, **steps)
+    solved, report = decode(nat, **steps, **solver)
+    assert len(plain) == len(solved) == 24
+    for ours, stock in zip(solved, plain):
         assert torch.equal(ours[0]["tokens"], stock[0]["tokens"])
         torch.testing.assert_close(ours[0]["positional_scores"], stock[0]["positional_scores"])
-    assert report.sentences == 24 and report.method == "warmstart"
+    assert report.sentences == 24 and report.method == solver["inference"]
 
 
 def test_warm_start_and_tailoring_lower_the_energy_and_leave_the_nat_unchanged(nat):
