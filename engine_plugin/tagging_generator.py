@@ -168,4 +168,3 @@ def _one(net_input, i):
     n = int(net_input["src_lengths"][i])
     return {"src_tokens": net_input["src_tokens"][i : i + 1, :n],
             "src_lengths": net_input["src_lengths"][i : i + 1]}
-

@@ -22,7 +22,7 @@ energy scores; it adds the boundaries itself.
     fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
         --iter-decode-max-iter 0 --iter-decode-with-beam 3 \\
         [--length-select energy --energy-path TEACHER.pt] [--oracle-length]
-    fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \
+    fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
         --energy-path TEACHER.pt --iter-decode-max-iter 0 --inference warmstart --gd-steps 10
 
 ``--inference`` (default ``infnet``: the NAT's own decode) takes the solvers of
@@ -185,7 +185,7 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
                 flag = (f"--inference {solver.name}" if solver is not None
                         else "--length-select energy")
                 raise ValueError(f"{flag} needs --energy-path TEACHER_CHECKPOINT (the "
-                                 "teacher whose energy it minimises)")
+                                 "autoregressive teacher whose energy it uses)")
             device = next(models[0].parameters()).device
             energy = self.energy_for(self.cfg.energy_path).to(device)
         return LengthSelectingGenerator.extending(generator, self.cfg, energy, solver)
