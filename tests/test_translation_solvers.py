@@ -6,7 +6,6 @@ the NAT is a tiny ``cmlm_infnet`` trained for a few updates against the transfor
 teacher (the recipe of ``tests/test_engine_translation.py``'s ``infnets``, shortened).
 """
 
-import os
 import re
 from types import SimpleNamespace
 
@@ -17,17 +16,15 @@ from fairseq import checkpoint_utils
 import engine_plugin  # noqa: F401  (registers the task, models and solvers)
 from engine_plugin.report import parse_score_line
 from engine_plugin.solvers.checks import DivergedError
-from engine_plugin.solvers.options import SolverConfig
 from engine_plugin.solvers.gradient_descent import GradientDescentSolver, descend
+from engine_plugin.solvers.options import SolverConfig
 from engine_plugin.solvers.registry import SOLVERS, Problem, solver_for
+from engine_plugin.tasks.sequence_labeling import SequenceLabelingConfig
+from engine_plugin.tasks.translation_energy import TranslationEnergyConfig, TranslationEnergyTask
 from engine_plugin.translation_generator import strip_nat_boundaries
 from tests.cli import run
 from tests.fixtures.tiny_translation import PLUGIN, run_all
-from engine_plugin.tasks.sequence_labeling import SequenceLabelingConfig
-from engine_plugin.tasks.translation_energy import TranslationEnergyConfig, TranslationEnergyTask
 from tests.test_engine_translation import TINY, TRAIN, whole_split
-
-SOLVING = ["gd", "warmstart", "tailored"]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +73,18 @@ def test_unknown_and_exact_solvers_are_refused_naming_the_choices():
             "tailored, warmstart")):
         solver_for("viterbi", "translation_energy", exact_available=False)
     assert solver_for("viterbi", "sequence_labeling", exact_available=True) is SOLVERS["viterbi"]
+
+
+@pytest.mark.parametrize("name", ["infnet", "tailored", "warmstart"])
+def test_infnet_solvers_need_an_infnet_and_compute_the_context_once(name):
+    calls = []
+    problem = Problem(energy=None, condition=lambda: calls.append(1) or "context",
+                      mask=torch.ones(2, 3, dtype=torch.bool), num_choices=5, cfg=None)
+    assert problem.shape == (2, 3, 5) and calls == []  # lazily, on first use only
+    assert problem.context == problem.context == "context" and calls == [1]
+    with pytest.raises(ValueError, match=f"--inference {name} runs an inference network: "
+                                         "pass it as --path"):
+        SOLVERS[name]().solve(problem)
 
 
 @pytest.mark.parametrize("options, message", [

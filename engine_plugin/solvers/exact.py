@@ -10,13 +10,17 @@ from engine_plugin.solvers.registry import Problem, register_solver
 
 @register_solver("viterbi")
 class ExactSolver:
-    """``energy.exact_minimum`` over the paths ``problem.constraints`` allow (all if None)."""
+    """``energy.exact_minimum`` over the paths ``problem.constraints`` allow (all if None;
+    constraints are the CRF energy's ``LabelConstraints``)."""
 
     needs_exact = True
     uses_infnet = False
 
     def solve(self, problem: Problem):
         """``(outputs (B, T), None)``: the minimum-energy outputs."""
-        outputs, _ = problem.energy.exact_minimum(problem.context, problem.mask,
-                                                  problem.constraints)
+        if problem.constraints is None:
+            outputs, _ = problem.energy.exact_minimum(problem.context, problem.mask)
+        else:
+            outputs, _ = problem.energy.exact_minimum(problem.context, problem.mask,
+                                                      problem.constraints)
         return outputs, None
