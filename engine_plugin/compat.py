@@ -41,9 +41,10 @@ Distributed training
 
 Score lines
 -----------
-The stock ``bleu`` and ``sacrebleu`` scorers' line ends with the share of special symbols a
-NAT decoder wrote (``engine_plugin/translation_generator.py``), which the generator strips
-from the printed outputs.
+The stock ``bleu`` and ``sacrebleu`` scorers' line ends with the mean teacher energies and
+the speed of a solver (``--inference gd|warmstart|tailored``) and the share of special
+symbols a NAT decoder wrote (``engine_plugin/translation_generator.py``), which the
+generator strips from the printed outputs.
 
 Fine-tuning clock
 -----------------
@@ -240,15 +241,17 @@ def patch_fairseq_distributed():
 def _with_symbol_shares(result_string):
     @functools.wraps(result_string)
     def wrapper(self, *args, **kwargs):
-        return extend_score_line(result_string(self, *args, **kwargs),
-                                 current_report().symbol_summary())
+        report = current_report()
+        line = extend_score_line(result_string(self, *args, **kwargs), report.summary())
+        return extend_score_line(line, report.symbol_summary())
 
     return wrapper
 
 
 def patch_fairseq_translation_scorers():
-    """Appends the special-symbol shares of the NAT decode (``engine_plugin/report.py``) to
-    the score line of stock ``--scoring bleu`` and ``sacrebleu``."""
+    """Appends the teacher energies and speed of a solver (``--inference gd|warmstart|
+    tailored``) and the special-symbol shares of the NAT decode (``engine_plugin/report.py``)
+    to the score line of stock ``--scoring bleu`` and ``sacrebleu``."""
     from fairseq.scoring import bleu
 
     for scorer in (bleu.Scorer, bleu.SacrebleuScorer):

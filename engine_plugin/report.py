@@ -4,7 +4,8 @@ parser of that line.
 fairseq-generate prints only ``scorer.result_string()`` at the end; the tagging scorers append
 ``current_report().summary()`` so that energies, search error and speed appear on the same
 line as accuracy or F1, and the stock BLEU scorers (``engine_plugin/compat.py``) append
-``current_report().symbol_summary()`` after a NAT decode, both with
+``current_report().summary()`` (after ``--inference gd|warmstart|tailored``: teacher
+energies and speed) and ``current_report().symbol_summary()`` after a NAT decode, all with
 :func:`extend_score_line` (each line below is one line of the output)::
 
     Generate test with beam=5: Accuracy = 99.14 (n_tokens=2806) | inference=viterbi
@@ -12,6 +13,9 @@ line as accuracy or F1, and the stock BLEU scorers (``engine_plugin/compat.py``)
         sentences=300 sentences_per_s=202.5
     Generate test with beam=1: BLEU = 23.10 55.0/29.1/17.2/10.6 (BP = ...) | special_pad=0.00%
         special_unk=0.40% special_bos=0.00% special_early_eos=0.10% slots=2500
+    Generate test with beam=5: BLEU4 = 0.00, 50.8/14.6/3.8/0.0 (BP=1.000, ...) | inference=warmstart
+        energy_relaxed=16.9454 energy=16.8687 sentences=24 sentences_per_s=44.0 | special_pad=0.00%
+        special_unk=0.00% special_bos=0.00% special_early_eos=0.00% slots=504
 
 :func:`parse_score_line` reads such a line back; the scripts that turn generate outputs into
 tables use it, so that the format and its readers change together.

@@ -21,7 +21,6 @@ unconstrained minimum of the energy.
 """
 
 import logging
-from typing import List
 
 import torch
 
@@ -29,21 +28,13 @@ from engine_plugin.crf import detect_scheme, label_constraints
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.report import start_report
 from engine_plugin.solvers.checks import DivergedError
-from engine_plugin.solvers.gradient_descent import descend, initial_logits
-from engine_plugin.solvers.tailoring import tailor
+from engine_plugin.solvers.registry import Problem
 
 logger = logging.getLogger(__name__)
 
-INFERENCE_METHODS = ("viterbi", "gd", "infnet", "tailored", "warmstart")
-ENERGY_METHODS = ("viterbi", "gd")  # --path is the energy itself
-
-
-def parse_grid(text: str, cast) -> List:
-    return [cast(float(x)) for x in text.split(",") if x.strip()]
-
 
 class TaggingGenerator:
-    """Labels a batch with the chosen inference method and returns fairseq hypotheses.
+    """Labels a batch with the chosen solver and returns fairseq hypotheses.
 
     Args:
         model: the ``--path`` model: a CRF energy for viterbi/gd, else an inference network.
@@ -51,16 +42,16 @@ class TaggingGenerator:
         labels: the task's ``LabelSpace``.
         cfg: the task config (``inference``, ``gd_*``, ``tailor_*``, ``constrain_labels``,
             ``marginal_scores`` options).
+        solver: the registered solver class of ``cfg.inference``
+            (:func:`engine_plugin.solvers.registry.solver_for`).
         nbest: hypotheses per sentence (``--nbest``); more than 1 needs ``viterbi``.
     """
 
-    def __init__(self, model, energy: CRFEnergy, labels, cfg, nbest: int = 1):
+    def __init__(self, model, energy: CRFEnergy, labels, cfg, solver, nbest: int = 1):
         self.inference = str(cfg.inference)
-        if self.inference not in INFERENCE_METHODS:
-            raise ValueError(f"unknown inference {self.inference!r}; choose from {INFERENCE_METHODS}")
         self.model, self.energy, self.labels, self.cfg = model, energy, labels, cfg
+        self.solver = solver()
         self.nbest, self.constraints = _decoding_options(self.inference, cfg, labels, nbest)
-        self.relaxation, self.gd_init = str(cfg.gd_relaxation), str(cfg.gd_init)
         self.method = self.inference + ("_oracle" if self.inference == "gd" and cfg.gd_oracle else "")
         self.report = start_report(self.method)
         self.generator = None
@@ -72,66 +63,29 @@ class TaggingGenerator:
             self.generator = torch.Generator(device=device).manual_seed(self.cfg.seed)
         return self.generator
 
-    def _gd(self, context, mask, init):
-        cfg = self.cfg
-        return descend(self.energy, context, mask, init, cfg.gd_steps, cfg.gd_lr,
-                       cfg.gd_momentum, self.relaxation, solver=self.inference)[-1]
+    def _problem(self, net_input, mask, correct=None, sentence=None) -> Problem:
+        """``net_input`` (a batch or one sentence) with its (B, T) mask, for a solver."""
+        return Problem(
+            energy=self.energy, condition=lambda: self.energy.condition(net_input), mask=mask,
+            num_choices=self.energy.num_labels, cfg=self.cfg,
+            infnet=self.model if self.solver.uses_infnet else None,
+            infnet_logits=lambda model: model(**net_input), generator=self._random(mask.device),
+            correct=correct, constraints=self.constraints, sentence=sentence)
 
-    def _tailor_one(self, net_input, i, length):
-        """Tailored logits (1, length, L) of sentence ``i`` of the batch."""
-        try:
-            logits = tailor(self.model, self.energy, _one(net_input, i), self.cfg.tailor_steps,
-                            self.cfg.tailor_lr, self.relaxation)
-        except DivergedError as error:
-            error.rows = [i]
-            raise
-        return _pad_to(logits, length)
+    def _batch_problem(self, sample, mask) -> Problem:
+        """The batch; tailoring adapts one copy per sentence, the oracle reads the gold."""
+        net_input = sample["net_input"]
 
-    def _gd_oracle(self, context, mask, gold):
-        """Per sentence, the labelling of the best (steps, rate) pair by accuracy, then energy."""
-        cfg = self.cfg
-        steps = sorted(parse_grid(cfg.gd_oracle_steps, int))
-        init = initial_logits(context.emissions.shape, self.gd_init, mask.device,
-                              self._random(mask.device))
-        best_key, best_labels = None, None
-        for lr in parse_grid(cfg.gd_oracle_lrs, float):
-            for z in descend(self.energy, context, mask, init, steps[-1], lr, cfg.gd_momentum,
-                             self.relaxation, snapshot_steps=steps)[:-1]:
-                labels = z.argmax(-1)
-                correct = self.labels.correct(labels, gold, mask).sum(1).double()
-                energy = self.energy.discrete_energy(context, labels, mask).double()
-                key = torch.stack([correct, -energy], 1)
-                if best_key is None:
-                    best_key, best_labels = key, labels
-                    continue
-                better = (key[:, 0] > best_key[:, 0]) | (
-                    (key[:, 0] == best_key[:, 0]) & (key[:, 1] > best_key[:, 1]))
-                best_key = torch.where(better[:, None], key, best_key)
-                best_labels = torch.where(better[:, None], labels, best_labels)
-        return best_labels
+        def sentence(i):
+            one = _one(net_input, i)
+            return self._problem(one, self.model.padding_mask(one["src_tokens"]))
 
-    def _solve(self, sample, mask):
-        """Returns (labels (B, T), relaxed logits (B, T, L) or None, energy context)."""
-        net_input, cfg = sample["net_input"], self.cfg
-        method = self.inference
-        if method == "infnet":
-            return None, self.model(**net_input), None
-        if method == "tailored":
-            logits = torch.cat([self._tailor_one(net_input, i, mask.shape[1])
-                                for i in range(mask.shape[0])])
-            return None, logits, None
-        context = self.energy.condition(net_input)
-        if method == "viterbi":
-            labels, _ = self.energy.exact_minimum(context, mask, self.constraints)
-            return labels, None, context
-        if method == "warmstart":
-            return None, self._gd(context, mask, self.model(**net_input)), context
-        if cfg.gd_oracle:
+        def correct(labels):
             gold = self.labels.to_labels(sample["target"]).masked_fill(~mask, 0)
-            return self._gd_oracle(context, mask, gold), None, context
-        init = initial_logits(context.emissions.shape, self.gd_init, mask.device,
-                              self._random(mask.device))
-        return None, self._gd(context, mask, init), context
+            return self.labels.correct(labels, gold, mask).sum(1)
+
+        has_gold = sample.get("target") is not None
+        return self._problem(net_input, mask, correct if has_gold else None, sentence)
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):
@@ -141,19 +95,19 @@ class TaggingGenerator:
         marginal probabilities with ``marginal_scores``."""
         net_input = sample["net_input"]
         mask = net_input["src_tokens"].ne(self.labels.dict.pad())
+        problem = self._batch_problem(sample, mask)
         with self.report.timed():
             try:
-                labels, logits, context = self._solve(sample, mask)
+                labels, logits = self.solver.solve(problem)
             except DivergedError as error:
                 raise error.named(sample["id"].tolist()) from None
             if labels is None:
                 labels = logits.argmax(-1)
             ranked = None
             if self.nbest > 1:  # viterbi only: the best of the k-best is the labelling
-                ranked = self.energy.kbest(context, mask, self.nbest, self.constraints)
+                ranked = self.energy.kbest(problem.context, mask, self.nbest, self.constraints)
                 labels = ranked[0][:, 0]
-        if context is None:
-            context = self.energy.condition(net_input)
+        context = problem.context  # outside the timing for methods that do not need it
         labels = labels.masked_fill(~mask, 0)
         discrete = self.energy.discrete_energy(context, labels, mask)
         relaxed = None
@@ -214,7 +168,3 @@ def _one(net_input, i):
     n = int(net_input["src_lengths"][i])
     return {"src_tokens": net_input["src_tokens"][i : i + 1, :n],
             "src_lengths": net_input["src_lengths"][i : i + 1]}
-
-
-def _pad_to(logits, length):
-    return torch.nn.functional.pad(logits, (0, 0, 0, length - logits.shape[1]))

@@ -30,9 +30,10 @@ class DivergedError(FloatingPointError):
                          f"step {step} for sentence(s) {names}. {hint}".strip())
 
     def named(self, ids: Sequence[int]) -> "DivergedError":
-        """The same error naming the sentences by their ids in the data set, ``ids[row]``."""
+        """The same error naming the sentences by their ids in the data set, ``ids[row]``
+        (each once: several rows may hold one sentence, e.g. a translation length beam)."""
         return DivergedError(self.solver, self.step, self.rows, self.hint,
-                             [f"id {ids[r]}" for r in self.rows])
+                             list(dict.fromkeys(f"id {ids[r]}" for r in self.rows)))
 
 
 def check_finite(solver: str, step: int, logits: Tensor, energies: Tensor, hint: str = ""):

@@ -15,7 +15,8 @@ ENERGY_PATH_HELP = (
     "autoregressive translation model (--task translation_energy). Training: what "
     "--criterion energy_loss trains the inference network against. Generation: what an "
     "inference network's outputs are scored, tailored and warm-started against "
-    "(sequence_labeling), or what --length-select energy ranks lengths by (translation_energy)"
+    "(sequence_labeling), or what --length-select energy ranks lengths by and --inference "
+    "gd|warmstart|tailored minimise (translation_energy)"
 )
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.data import Dictionary, data_utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
-from omegaconf import II
 
 from engine_plugin.compat import fill_model_defaults
 from engine_plugin.data.labels import LabelSpace, dictionary_checksum
@@ -26,15 +25,16 @@ from engine_plugin.data.tagging_dataset import SentenceDataset, TaggingDataset
 from engine_plugin.data.unknown_words import count_unknown, has_char_cnn, warn_if_unknown
 from engine_plugin.energies.crf_energy import CRFEnergy
 from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput, energy_path_field
-from engine_plugin.relaxations import OPERATORS
 from engine_plugin.solvers.checks import check_solver_settings
-from engine_plugin.tagging_generator import ENERGY_METHODS, INFERENCE_METHODS, TaggingGenerator
+from engine_plugin.solvers.options import INFERENCE_METHODS, SolverConfig, inference_field
+from engine_plugin.solvers.registry import solver_for
+from engine_plugin.tagging_generator import TaggingGenerator
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SequenceLabelingConfig(FairseqDataclass):
+class SequenceLabelingConfig(SolverConfig):
     data: Optional[str] = field(
         default=None, metadata={"help": "directory written by fairseq-preprocess"}
     )
@@ -47,30 +47,8 @@ class SequenceLabelingConfig(FairseqDataclass):
     max_source_positions: int = field(
         default=1024, metadata={"help": "longest sentence, in words"}
     )
-    inference: ChoiceEnum(INFERENCE_METHODS) = field(
-        default="viterbi",
-        metadata={"help": "how fairseq-generate finds the minimum-energy labelling"},
-    )
+    inference: ChoiceEnum(INFERENCE_METHODS) = inference_field("viterbi")
     energy_path: Optional[str] = energy_path_field()
-    gd_steps: int = field(default=20, metadata={"help": "gradient descent steps N"})
-    gd_lr: float = field(default=1.0, metadata={"help": "gradient descent step size η"})
-    gd_momentum: float = field(default=0.9, metadata={"help": "gradient descent momentum"})
-    gd_init: ChoiceEnum(["zero", "random"]) = field(
-        default="zero", metadata={"help": "start of gradient descent (not for warmstart)"}
-    )
-    gd_relaxation: ChoiceEnum(list(OPERATORS)) = field(
-        default="sx", metadata={"help": "relaxation used by gd, warmstart and tailoring"}
-    )
-    gd_oracle: bool = field(
-        default=False,
-        metadata={"help": "gd: best (steps, rate) per sentence by gold accuracy (an oracle)"},
-    )
-    gd_oracle_steps: str = field(
-        default="5,10,20,30,40,50,100,500,1000", metadata={"help": "oracle grid of N"}
-    )
-    gd_oracle_lrs: str = field(
-        default="1e4,5e3,1e3,500,100,50,10,5,1", metadata={"help": "oracle grid of η"}
-    )
     constrain_labels: bool = field(
         default=False,
         metadata={"help": "viterbi: decode only label paths that the BIO/IOB2 or BIOES scheme "
@@ -82,9 +60,6 @@ class SequenceLabelingConfig(FairseqDataclass):
                   "of each output label (under --constrain-labels: over allowed paths), "
                   "instead of the emission scores"},
     )
-    tailor_steps: int = field(default=5, metadata={"help": "tailoring SGD steps per sentence"})
-    tailor_lr: float = field(default=0.01, metadata={"help": "tailoring SGD step size"})
-    seed: int = II("common.seed")
 
 
 @register_task("sequence_labeling", dataclass=SequenceLabelingConfig)
@@ -236,7 +211,8 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
         if len(models) != 1:
             raise ValueError("sequence_labeling decodes with one model, not an ensemble")
         model = models[0]
-        if self.cfg.inference in ENERGY_METHODS:
+        solver = solver_for(str(self.cfg.inference), "sequence_labeling", exact_available=True)
+        if not solver.uses_infnet:
             if not hasattr(model, "crf"):
                 raise ValueError(
                     f"--inference {self.cfg.inference} decodes with a CRF energy; --path holds "
@@ -252,7 +228,7 @@ class SequenceLabelingTask(EnergyTaskMixin, FairseqTask):
         else:
             energy = self.energy_for(self.cfg.energy_path)
         return TaggingGenerator(model, energy.to(next(model.parameters()).device), self.labels,
-                                self.cfg, nbest=getattr(args, "nbest", 1))
+                                self.cfg, solver, nbest=getattr(args, "nbest", 1))
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         return generator.generate(models, sample)

@@ -22,6 +22,13 @@ energy scores; it adds the boundaries itself.
     fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
         --iter-decode-max-iter 0 --iter-decode-with-beam 3 \\
         [--length-select energy --energy-path TEACHER.pt] [--oracle-length]
+    fairseq-generate BIN --user-dir engine_plugin --task translation_energy --path INFNET.pt \\
+        --energy-path TEACHER.pt --iter-decode-max-iter 0 --inference warmstart --gd-steps 10
+
+``--inference`` (default ``infnet``: the NAT's own decode) takes the solvers of
+``engine_plugin/solvers`` that need no exact minimiser: ``gd``, ``warmstart`` and
+``tailored`` minimise the teacher energy at the NAT's last refinement step
+(``engine_plugin/translation_generator.py``).
 """
 
 import logging
@@ -40,6 +47,9 @@ from fairseq.tasks.translation_lev import (
 
 from engine_plugin.checkpoints import model_class_of
 from engine_plugin.energies.translation import TranslationEnergy
+from engine_plugin.solvers.checks import check_solver_settings
+from engine_plugin.solvers.options import SolverConfig
+from engine_plugin.solvers.registry import solver_for
 from engine_plugin.tasks.energy_task import EnergyTaskMixin, InfnetOutput, energy_path_field
 from engine_plugin.translation_generator import LengthSelectingGenerator, strip_nat_boundaries
 
@@ -49,7 +59,7 @@ LENGTH_SELECTION = ("avg_logprob", "energy")
 
 
 @dataclass
-class TranslationEnergyConfig(TranslationLevenshteinConfig):
+class TranslationEnergyConfig(TranslationLevenshteinConfig, SolverConfig):
     noise: NOISE_CHOICES = field(
         default="full_mask",
         metadata={"help": "decoder input of training: full_mask (ENGINE: every target token "
@@ -72,6 +82,10 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
     """fairseq's ``translation_lev`` whose NAT models can be trained against an AR energy."""
 
     cfg: TranslationEnergyConfig
+
+    def __init__(self, cfg, src_dict, tgt_dict):
+        check_solver_settings(cfg)
+        super().__init__(cfg, src_dict, tgt_dict)
 
     def load_energy(self, path: str) -> TranslationEnergy:
         """Loads the teacher checkpoint ``path`` and checks that it uses our dictionaries.
@@ -155,12 +169,23 @@ class TranslationEnergyTask(EnergyTaskMixin, TranslationLevenshteinTask):
 
     def build_generator(self, models, args, **kwargs):
         """fairseq's ``IterativeRefinementGenerator``, extended with ``--length-select
-        energy``, ``--oracle-length`` and the count of special symbols."""
+        energy``, ``--oracle-length``, ``--inference gd|warmstart|tailored`` and the count
+        of special symbols."""
         generator = super().build_generator(models, args, **kwargs)
+        solver = solver_for(str(self.cfg.inference), "translation_energy",
+                            exact_available=False)
+        if solver.name == "infnet":  # the NAT's own decode
+            solver = None
+        elif self.cfg.gd_oracle:
+            raise ValueError("--gd-oracle picks steps by gold labels (sequence_labeling); "
+                             "translation_energy has no per-position gold to count: drop it")
         energy = None
-        if self.cfg.length_select == "energy":
+        if str(self.cfg.length_select) == "energy" or solver is not None:
             if not self.cfg.energy_path:
-                raise ValueError("--length-select energy needs --energy-path TEACHER_CHECKPOINT")
+                flag = (f"--inference {solver.name}" if solver is not None
+                        else "--length-select energy")
+                raise ValueError(f"{flag} needs --energy-path TEACHER_CHECKPOINT (the "
+                                 "autoregressive teacher whose energy it uses)")
             device = next(models[0].parameters()).device
             energy = self.energy_for(self.cfg.energy_path).to(device)
-        return LengthSelectingGenerator.extending(generator, energy, self.cfg.oracle_length)
+        return LengthSelectingGenerator.extending(generator, self.cfg, energy, solver)
