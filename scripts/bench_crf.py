@@ -4,7 +4,7 @@ on the CPU.
 Contestants get identical random potentials (N(0, 1) transitions, start, end and emissions):
 
 - ``ours``: ``LinearChainCRF`` of this checkout (scaled exp-space forward-backward).
-- ``before``: ``LinearChainCRF`` of another git revision (``--before main``, loaded from
+- ``before``: ``LinearChainCRF`` of another git revision (``--before REV``, loaded from
   ``git show REV:engine_plugin/crf.py``): the log-space recursion with autograd.
 - ``torchcrf``: pytorch-crf's ``CRF`` (``-forward(...)`` is the nll; it has no marginals).
 - ``torchstruct``: torch-struct's ``LinearChainCRF`` over edge potentials ``(B, T-1, L, L)``
@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -38,10 +39,24 @@ from engine_plugin.crf import LinearChainCRF
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_before(rev: str):
-    """``LinearChainCRF`` of ``engine_plugin/crf.py`` at git revision ``rev``."""
-    source = subprocess.run(["git", "show", f"{rev}:engine_plugin/crf.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+# the last revision whose CRF was the single module engine_plugin/crf.py (the log-space
+# recursion with autograd through every step), before the engine_plugin/crf/ package
+PREVIOUS_CRF = "1cd8ab0"
+
+
+def load_before(rev: str = PREVIOUS_CRF):
+    """``LinearChainCRF`` of ``engine_plugin/crf.py`` at git revision ``rev``.
+
+    Raises:
+        LookupError: this checkout has no such revision, or no crf.py there (a shallow
+            clone: fetch the history, or pass ``--before none``).
+    """
+    proc = subprocess.run(["git", "show", f"{rev}:engine_plugin/crf.py"], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LookupError(f"--before {rev}: no engine_plugin/crf.py at that git revision "
+                          f"({proc.stderr.strip()}); pass another revision or --before none")
+    source = proc.stdout
     path = os.path.join(tempfile.mkdtemp(), "crf_before.py")
     with open(path, "w") as f:
         f.write(source)
@@ -218,13 +233,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--slow-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--before", default="main", help="git revision of the old crf.py, or none")
+    parser.add_argument("--before", default=PREVIOUS_CRF,
+                        help="git revision of an engine_plugin/crf.py to compare with (default: "
+                             "the last one before the crf/ package), or none")
     parser.add_argument("--no-struct", dest="struct", action="store_false")
     parser.add_argument("--struct-max-gb", type=float, default=2.0)
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*arg_constraints.*")  # torch-struct
-    before_cls = None if args.before == "none" else load_before(args.before)
+    try:
+        before_cls = None if args.before == "none" else load_before(args.before)
+    except LookupError as error:
+        sys.exit(f"bench_crf.py: error: {error}")
     rows = []
     for threads in args.threads:
         for num_labels in args.labels:
