@@ -36,13 +36,14 @@ warmup() { local w=$(($1 / 10)); echo $((w < 1 ? 1 : (w > $2 ? $2 : w))); }
 check_settings() {
   local group
   for group in $EXPERIMENTS; do
-    case $group in ref|distill|hybrid|bilstm|ops) ;;
-      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops)" >&2; exit 2 ;;
+    case $group in ref|distill|hybrid|bilstm|ops|solvers) ;;
+      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops solvers)" >&2; exit 2 ;;
     esac
   done
   requires hybrid ref
   requires hybrid distill
   requires bilstm distill
+  check_solver_models
   case $NAT_INIT in teacher|random) ;; *) echo "!! NAT_INIT=$NAT_INIT: teacher or random" >&2; exit 2 ;; esac
   case $ENGINE_CORPUS in
     references) ENGINE_BIN=$BIN OPS_START=cmlm; requires ops ref ;;
@@ -349,8 +350,85 @@ operator_table() {
   FORCE=1 stage operator_energies operator_energies
 }
 
+# ---------------------------------------------------------------- test-time solvers
+# nat_label NAME: the results' system name of the NAT model trained in WORK/NAME
+nat_label() {
+  case $1 in
+    cmlm) echo "CMLM" ;;
+    cmlm_distill) echo "CMLM, distilled data" ;;
+    engine_cmlm) echo "ENGINE cmlm_infnet" ;;
+    engine_cmlm_distill) echo "ENGINE cmlm_infnet, from the distilled CMLM" ;;
+    *) echo "!! SOLVER_MODELS: unknown model $1 (cmlm cmlm_distill engine_cmlm engine_cmlm_distill)" >&2
+       return 2 ;;
+  esac
+}
+
+check_solver_models() {  # every SOLVER_MODELS entry is a model that EXPERIMENTS trains
+  local name
+  [[ " $EXPERIMENTS " == *" solvers "* ]] || return 0
+  for name in $SOLVER_MODELS; do
+    nat_label "$name" > /dev/null || exit 2
+    case $name in *distill) requires solvers distill ;; *) requires solvers ref ;; esac
+  done
+}
+
+# solve TABLE NAME METHOD STEPS LR SUBSET: the NAT in WORK/NAME (1 iteration, length beam 1)
+# followed by the solver METHOD (infnet: none; warmstart, tailored: STEPS steps of size LR)
+solve() {
+  local table=$1 name=$2 method=$3 steps=$4 lr=$5 subset=$6 system options=()
+  system="$(nat_label "$name") + $method"
+  case $method in
+    warmstart) options=(--gd-steps "$steps" --gd-lr "$lr") ;;
+    tailored) options=(--tailor-steps "$steps" --tailor-lr "$lr") ;;
+  esac
+  [ "$method" = infnet ] || system+=" N=$steps lr=$lr"
+  translate "$table" "$system" 1 1 nat "solve.$name.$subset.$method$steps.$lr" "$BIN" \
+    "$WORK/$name/checkpoint_best.pt" "$subset" --iter-decode-max-iter 0 \
+    --energy-path "$TEACHER" --inference "$method" "${options[@]}"
+}
+
+# step_size NAME METHOD STEPS LRS: decodes dev with each step size of LRS (solver_dev rows;
+# their lines on stderr) and prints the one of the best dev BLEU
+step_size() {
+  local lr choices=()
+  for lr in $4; do
+    solve solver_dev "$1" "$2" "$3" "$lr" valid >&2
+    choices+=("$lr=$WORK/gen/solve.$1.valid.$2$3.$lr.txt")
+  done
+  flush_energies "$WORK/text/valid.$SRC" >&2
+  python scripts/translation_results.py best "${choices[@]}"
+}
+
+# solver_rows NAME: the test rows of the NAT in WORK/NAME: its own decode, warm starts of
+# WARMSTART_STEPS and tailoring of TAILOR_STEPS, each at the step size chosen on dev
+solver_rows() {
+  local n warm_lr tailor_lr
+  warm_lr=$(step_size "$1" warmstart "$WARMSTART_TUNE_STEPS" "$WARMSTART_LRS")
+  tailor_lr=$(step_size "$1" tailored "$TAILOR_TUNE_STEPS" "$TAILOR_LRS")
+  echo "   dev choice: warm start step size $warm_lr, tailoring learning rate $tailor_lr"
+  solve solvers "$1" infnet 0 0 test
+  for n in $WARMSTART_STEPS; do solve solvers "$1" warmstart "$n" "$warm_lr" test; done
+  for n in $TAILOR_STEPS; do solve solvers "$1" tailored "$n" "$tailor_lr" test; done
+  flush_test
+}
+
+solver_teacher() {  # the teacher's beam searches, timed beside the solvers
+  translate solvers "transformer teacher + beam 5" AR "beam 5" ar solve.teacher.beam5 "$BIN" \
+    "$TEACHER" test --beam 5
+  translate solvers "transformer teacher + greedy" AR greedy ar solve.teacher.beam1 "$BIN" \
+    "$TEACHER" test --beam 1
+  flush_test
+}
+
+solver_stages() {  # beyond the papers: test-time energy minimisation from each NAT model
+  local name
+  stage solvers_teacher solver_teacher
+  for name in $SOLVER_MODELS; do stage "solvers_$name" solver_rows "$name"; done
+}
+
 tables() {
-  python scripts/translation_tables.py "$RESULTS" --timings "$WORK/timings.tsv" > "$WORK/tables.md"
+  python scripts/translation_tables.py "$RESULTS" --timings "$WORK/timings.tsv" \
+    --out-png "$WORK/solvers.png" > "$WORK/tables.md"
   cat "$WORK/tables.md"
 }
 
@@ -368,14 +446,15 @@ engine_pipeline() {
   when distill stage cmlm_distill cmlm cmlm_distill "$BIN"_distill
   when ref stage engine_cmlm engine_cmlm engine_cmlm cmlm
   when distill stage engine_cmlm_distill engine_cmlm engine_cmlm_distill cmlm_distill
-  when ref stage decode_cmlm decode_cmlm cmlm "CMLM"
-  when distill stage decode_cmlm_distill decode_cmlm cmlm_distill "CMLM, distilled data"
-  when ref stage decode_engine_cmlm decode_cmlm engine_cmlm "ENGINE cmlm_infnet"
+  when ref stage decode_cmlm decode_cmlm cmlm "$(nat_label cmlm)"
+  when distill stage decode_cmlm_distill decode_cmlm cmlm_distill "$(nat_label cmlm_distill)"
+  when ref stage decode_engine_cmlm decode_cmlm engine_cmlm "$(nat_label engine_cmlm)"
   when distill stage decode_engine_cmlm_distill decode_cmlm engine_cmlm_distill \
-    "ENGINE cmlm_infnet, from the distilled CMLM"
+    "$(nat_label engine_cmlm_distill)"
   when hybrid hybrid_stages
   when bilstm bilstm_stages
   when ops operator_table
+  when solvers solver_stages
   FORCE=1 stage tables tables
 }
 

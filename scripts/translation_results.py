@@ -6,15 +6,22 @@
         --table main --system "ENGINE cmlm_infnet" --iterations 1 --length-beam 3 \\
         --command "fairseq-generate ..."
 
-reads the BLEU of the score line (``--scoring sacrebleu``) in ``--log`` and the sentences/s
-of fairseq's ``Translated N sentences`` line in ``--speed-log``, prints them, and appends
-``table system iterations length_beam bleu output command`` to the queue.
+reads the BLEU of the score line (``--scoring sacrebleu``) in ``--log``, the sentences/s
+of fairseq's ``Translated N sentences`` line in ``--speed-log`` and the output statistics of
+``scripts/translation_outputs.py`` (``--iterations AR``: an autoregressive output), prints
+BLEU and speed, and appends the row (``QUEUE_COLUMNS``) to the queue.
 
     python scripts/translation_results.py merge QUEUE.tsv RESULTS.tsv [--energies ENERGIES.tsv]
 
 appends every queued row to RESULTS (header first if it is new) with the mean energies of
 its output under each teacher, read from ``scripts/teacher_energy.py``'s output (``file
 sentences mean...``); without ``--energies``, or for a teacher it lacks, the energy is ``-``.
+A RESULTS file written before a column existed gets the column, ``-`` in its old rows.
+
+    python scripts/translation_results.py best VALUE=GEN_OUT [VALUE=GEN_OUT ...]
+
+prints the VALUE whose output has the highest BLEU (the first of equals): how the recipes
+choose a step size on dev.
 """
 
 import argparse
@@ -27,9 +34,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine_plugin.report import parse_score_line  # noqa: E402
 from scripts.bench_nat_speed import SPEED  # noqa: E402
 from scripts.script_errors import exit_status  # noqa: E402
+from scripts.translation_outputs import STATISTICS, output_statistics  # noqa: E402
 from scripts.translation_tables import COLUMNS  # noqa: E402
 
-QUEUE_COLUMNS = ["table", "system", "iterations", "length_beam", "bleu", "output", "command"]
+QUEUE_COLUMNS = ["table", "system", "iterations", "length_beam", "bleu", "sentences_per_s",
+                 *STATISTICS, "output", "command"]
+MEASURED = ["bleu", "sentences_per_s", *STATISTICS]  # queued values copied into RESULTS
 TEACHERS = 2  # energy (transformer teacher), energy_lstm (LSTM teacher)
 
 SCORE_LINE_PREFIX = "Generate "  # fairseq-generate's "Generate SUBSET with beam=K: ..."
@@ -86,19 +96,59 @@ def merged_rows(queue: str, energies: Dict[str, List[str]]) -> List[Dict[str, st
             means = energies.get(queued["output"], [])
             means = means + ["-"] * (TEACHERS - len(means))
             rows.append({**{k: queued[k] for k in QUEUE_COLUMNS[:4]},
-                         "bleu": queued["bleu"] or "-", "energy": means[0],
-                         "energy_lstm": means[1], "command": queued["command"]})
+                         **{k: queued[k] or "-" for k in MEASURED},
+                         "energy": means[0], "energy_lstm": means[1],
+                         "command": queued["command"]})
     return rows
+
+
+def _writer(f) -> csv.DictWriter:
+    return csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n", restval="-",
+                          quoting=csv.QUOTE_NONE, quotechar=None, escapechar=None)
+
+
+def _add_new_columns(results: str) -> None:
+    """Rewrites a RESULTS file whose header lacks some of ``COLUMNS`` with all of them
+    (``-`` for the missing values), through a temporary file; others stay untouched."""
+    with open(results, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if reader.fieldnames == COLUMNS:
+            return
+        unknown = set(reader.fieldnames or []) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"{results}: unknown columns {sorted(unknown)} (not a results "
+                             f"table of this script?)")
+        old = list(reader)
+    with open(results + ".tmp", "w", encoding="utf-8", newline="") as f:
+        writer = _writer(f)
+        writer.writeheader()
+        writer.writerows(old)
+    os.replace(results + ".tmp", results)
 
 
 def append_results(results: str, rows: List[Dict[str, str]]) -> None:
     new = not os.path.exists(results) or os.path.getsize(results) == 0
+    if not new:
+        _add_new_columns(results)
     with open(results, "a", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n",
-                                quoting=csv.QUOTE_NONE, quotechar=None, escapechar=None)
+        writer = _writer(f)
         if new:
             writer.writeheader()
         writer.writerows(rows)
+
+
+def best_value(choices: List[str]) -> str:
+    """The VALUE of the ``VALUE=GEN_OUT`` choice whose output has the highest BLEU."""
+    scored = []
+    for choice in choices:
+        value, equals, path = choice.partition("=")
+        if not equals or not value:
+            raise ValueError(f"{choice!r}: expected VALUE=GEN_OUT")
+        bleu = last_bleu(path)
+        if bleu is None:
+            raise ValueError(f"{path}: no BLEU score line (did its fairseq-generate fail?)")
+        scored.append((float(bleu), -len(scored), value))
+    return max(scored)[2]
 
 
 def main(argv=None) -> int:
@@ -114,21 +164,27 @@ def main(argv=None) -> int:
     merge.add_argument("queue")
     merge.add_argument("results")
     merge.add_argument("--energies", help="output of scripts/teacher_energy.py")
+    best = sub.add_parser("best", help="the value whose output has the highest BLEU")
+    best.add_argument("choices", nargs="+", metavar="VALUE=GEN_OUT")
     args = parser.parse_args(argv)
     return exit_status("translation_results.py", lambda: record(args))
 
 
 def record(args) -> None:
     """``queue``: one generate output's row into the queue; ``merge``: the queued rows,
-    with their teacher energies, appended to the results table."""
+    with their teacher energies, appended to the results table; ``best``: the choice."""
     if args.action == "queue":
         bleu = last_bleu(args.log) or ""
-        speed = last_speed(args.speed_log) or "?"
+        speed = last_speed(args.speed_log)
         print(f"   {args.system:<28} iterations={args.iterations:<3} "
-              f"length_beam={args.length_beam:<7} BLEU={bleu}  ({speed} sentences/s)")
+              f"length_beam={args.length_beam:<7} BLEU={bleu}  ({speed or '?'} sentences/s)")
+        stats = output_statistics(args.log, autoregressive=args.iterations == "AR")
         queue_row(args.queue, {"table": args.table, "system": args.system,
                                "iterations": args.iterations, "length_beam": args.length_beam,
-                               "bleu": bleu, "output": args.log, "command": args.command})
+                               "bleu": bleu, "sentences_per_s": speed or "", **stats,
+                               "output": args.log, "command": args.command})
+    elif args.action == "best":
+        print(best_value(args.choices))
     else:
         rows = merged_rows(args.queue, read_energies(args.energies))
         append_results(args.results, rows)

@@ -1,5 +1,6 @@
 """The Python helpers of the recipes: the ENGINE presets as shell defaults, the translation
-results queue, the IWSLT'14 sample, and the stage runner of ``examples/common.sh``."""
+results queue, output statistics and solver table, the IWSLT'14 sample, and the stage runner
+of ``examples/common.sh``."""
 
 import csv
 import os
@@ -7,7 +8,8 @@ import subprocess
 
 import pytest
 
-from scripts import engine_preset, iwslt14_sample, translation_results
+from scripts import (engine_preset, iwslt14_sample, translation_outputs, translation_results,
+                     translation_solver_table, translation_tables)
 from tests.cli import ROOT
 
 TABLE = os.path.join(ROOT, "examples", "engine_presets.tsv")
@@ -102,11 +104,114 @@ def test_queue_then_merge_with_energies(tmp_path, capsys):
         ("1", "12.34", "55.5", "66.6"), ("3", "12.34", "55.5", "66.6"),
         ("1", "12.34", "-", "-"), ("3", "12.34", "-", "-")]
     assert rows[1]["command"] == "fairseq-generate BIN --iter-decode-with-beam 3"
+    assert (rows[0]["sentences_per_s"], rows[0]["length_ratio"], rows[0]["comma_share"]) == (
+        "40.00", "1.02", "0.00")
+
+
+# A NAT output: three hypotheses of 4, 2 and 0 words; P- lines have <s> and </s> positions.
+NAT_OUTPUT = (
+    "H-0\t-1.0\ta , b ,\nP-0\t0 -1 -1 -1 -1 -1 0\n"      # 5 tokens (b in two pieces)
+    "H-1\t-1.0\tc d\nP-1\t0 -1 -1 0\n"                  # 2 tokens
+    "H-2\t-1.0\t\nP-2\t0 0\n"                           # nothing at all
+    "Generate test with beam=1: BLEU = 5.00 40.0/10.0/5.0/1.0 (BP = 1.000 ratio = 0.857 "
+    "hyp_len = 6 ref_len = 7) | special_pad=0.00% special_unk=12.50% special_bos=0.00% "
+    "special_early_eos=2.50% slots=8\n")
+
+
+def test_output_statistics_of_hand_made_outputs(tmp_path):
+    nat = tmp_path / "nat.txt"
+    nat.write_text(NAT_OUTPUT)
+    assert translation_outputs.output_statistics(str(nat)) == {
+        "length_ratio": "0.857", "comma_share": "33.33", "bpe_per_word": "1.167",
+        "special_share": "15.00"}
+    ar = tmp_path / "ar.txt"  # the stock generator: no <s> position, no special_* fields
+    ar.write_text("H-0\t-1.0\ta b\nP-0\t-1 -1 -1 0\n"
+                  "Generate test with beam=5: BLEU = 9.00 1/1/1/1 (BP = 1 ratio = 1.100 "
+                  "hyp_len = 2 ref_len = 2)\n")
+    assert translation_outputs.output_statistics(str(ar), autoregressive=True) == {
+        "length_ratio": "1.100", "comma_share": "0.00", "bpe_per_word": "1.500",
+        "special_share": "-"}
+    empty = tmp_path / "empty.txt"  # a decode that failed before writing anything
+    empty.write_text("")
+    assert set(translation_outputs.output_statistics(str(empty)).values()) == {"-"}
+
+
+def test_results_written_before_the_new_columns_gain_them(tmp_path):
+    results = tmp_path / "results.tsv"
+    old_columns = translation_tables.REQUIRED
+    results.write_text("\t".join(old_columns) + "\n"
+                       "main\tteacher\tAR\tbeam 5\t34.75\t8.4\t-\tfairseq-generate X\n")
+    before = results.read_text()
+    queue = tmp_path / "q.tsv"
+    queue.write_text("\t".join(["solvers", "CMLM + infnet", "1", "1", "15.2", "98.1", "1.1",
+                                "2.0", "1.25", "0.00", "gen/a.txt", "fairseq-generate Y"]) + "\n")
+    assert translation_results.main(["merge", str(queue), str(results)]) == 0
+    rows = translation_tables.read_results(str(results))
+    teacher = rows[("main", "teacher", "AR", "beam 5")]
+    assert (teacher["bleu"], teacher["sentences_per_s"], teacher["command"]) == (
+        "34.75", "-", "fairseq-generate X")
+    cmlm = rows[("solvers", "CMLM + infnet", "1", "1")]
+    assert (cmlm["sentences_per_s"], cmlm["bpe_per_word"], cmlm["energy"]) == ("98.1", "1.25", "-")
+    assert results.read_text().splitlines()[0].split("\t") == translation_tables.COLUMNS
+    assert results.read_text().count("fairseq-generate X") == before.count("fairseq-generate X")
+    foreign = tmp_path / "foreign.tsv"
+    foreign.write_text("table\tsurprise\nmain\tx\n")
+    assert translation_results.main(["merge", str(queue), str(foreign)]) == 2
+    assert foreign.read_text() == "table\tsurprise\nmain\tx\n"  # refused, left as it was
+
+
+def test_best_picks_the_highest_bleu_and_the_first_of_equals(tmp_path, capsys):
+    paths = {}
+    for value, bleu in (("0.3", "20.52"), ("1", "21.31"), ("3", "21.31")):
+        paths[value] = tmp_path / f"lr{value}.txt"
+        paths[value].write_text(f"H-0\t-1\ta\nGenerate valid with beam=1: BLEU = {bleu} "
+                                "1/1/1/1 (BP = 1 ratio = 1 hyp_len = 1 ref_len = 1)\n")
+    assert translation_results.main(["best", *(f"{v}={p}" for v, p in paths.items())]) == 0
+    assert capsys.readouterr().out.strip() == "1"
+    broken = tmp_path / "broken.txt"
+    broken.write_text("Traceback ...\n")
+    assert translation_results.main(["best", f"1={paths['1']}", f"10={broken}"]) == 2
+    assert f"{broken}: no BLEU score line" in capsys.readouterr().err
+    assert translation_results.main(["best", str(broken)]) == 2
+    assert "expected VALUE=GEN_OUT" in capsys.readouterr().err
+
+
+def test_solver_table_and_figure(tmp_path):
+    results = tmp_path / "results.tsv"
+    lines = ["\t".join(translation_tables.COLUMNS)]
+    for table, system, bleu, speed in (
+            ("solvers", "transformer teacher + beam 5", "34.7", "83.6"),
+            ("solvers", "CMLM + infnet", "15.2", "98.0"),
+            ("solvers", "CMLM + warmstart N=10 lr=1", "21.0", "19.0"),
+            ("solvers", "CMLM + warmstart N=5 lr=1", "19.0", "33.0"),
+            ("solvers", "CMLM, distilled data + tailored N=1 lr=1e-3", "20.0", "50.0"),
+            ("solver_dev", "CMLM + warmstart N=10 lr=0.3", "20.5", "18.7")):
+        lines.append("\t".join([table, system, "1", "1", bleu, "50.0", "-", speed, "1.0",
+                                "0.5", "1.3", "0.00", "fairseq-generate"]))
+    results.write_text("\n".join(lines) + "\n")
+    rows = translation_tables.read_results(str(results))
+    table = translation_solver_table.solver_table(rows)
+    assert table[2] == ("| transformer teacher | beam 5 |  |  | 34.7 | 50.0 | 1.0 | 0.5 | 1.3 "
+                        "| 0.00 | 83.6 |")
+    assert table[4] == "| CMLM | warm start | 10 | 1 | 21.0 | 50.0 | 1.0 | 0.5 | 1.3 | 0.00 | 19.0 |"
+    assert translation_solver_table.dev_table(rows)[2] == (
+        "| CMLM | warm start | 10 | 0.3 | 20.5 | 50.0 |")
+    curves = translation_solver_table._curves(
+        [(translation_solver_table.parse_system(s), r) for (t, s, _, _), r in rows.items()
+         if t == "solvers"])
+    assert curves[("CMLM", "warmstart")] == [(98.0, 15.2, "0"), (33.0, 19.0, "5"),
+                                             (19.0, 21.0, "10")]
+    assert curves[("CMLM, distilled data", "tailored")] == [(50.0, 20.0, "1")]
+    with pytest.raises(ValueError, match="expected 'MODEL \\+ METHOD"):
+        translation_solver_table.parse_system("CMLM warmstart")
+    png = tmp_path / "solvers.png"
+    translation_tables.main([str(results), "--out-png", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_merge_refuses_an_output_without_energy(tmp_path, capsys):
     queue = tmp_path / "q.tsv"
-    queue.write_text("main\tCMLM\t1\t1\t\tgen/a.txt\tcmd\n")
+    queue.write_text("main\tCMLM\t1\t1\t" + "\t" * 5 + "\tgen/a.txt\tcmd\n")  # nothing measured
     energies = tmp_path / "e.tsv"
     energies.write_text("gen/b.txt\t20\t1.0\n")
     assert translation_results.main(["merge", str(queue), str(tmp_path / "r.tsv"),
