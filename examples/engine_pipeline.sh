@@ -402,7 +402,7 @@ step_size() {
 # solver_rows NAME: the test rows of the NAT in WORK/NAME: its own decode, warm starts of
 # WARMSTART_STEPS and tailoring of TAILOR_STEPS, each at the step size chosen on dev
 solver_rows() {
-  local n warm_lr tailor_lr
+  local n warm_lr tailor_lr QUEUE=$WORK/pending_solvers_$1  # its own queue: stages may overlap
   warm_lr=$(step_size "$1" warmstart "$WARMSTART_TUNE_STEPS" "$WARMSTART_LRS")
   tailor_lr=$(step_size "$1" tailored "$TAILOR_TUNE_STEPS" "$TAILOR_LRS")
   echo "   dev choice: warm start step size $warm_lr, tailoring learning rate $tailor_lr"
@@ -413,6 +413,7 @@ solver_rows() {
 }
 
 solver_teacher() {  # the teacher's beam searches, timed beside the solvers
+  local QUEUE=$WORK/pending_solvers_teacher
   translate solvers "transformer teacher + beam 5" AR "beam 5" ar solve.teacher.beam5 "$BIN" \
     "$TEACHER" test --beam 5
   translate solvers "transformer teacher + greedy" AR greedy ar solve.teacher.beam1 "$BIN" \
