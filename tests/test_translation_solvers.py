@@ -169,12 +169,15 @@ def test_solvers_with_no_steps_are_the_infnet(nat, max_iter, beam, solver):
     assert report.sentences == 24 and report.method == solver["inference"]
 
 
-def test_warm_start_and_tailoring_lower_the_energy_and_leave_the_nat_unchanged(nat):
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 1e-3), ("adam", 1e-3)])
+def test_warm_start_and_tailoring_lower_the_energy_and_leave_the_nat_unchanged(
+        nat, optimizer, lr):
     """Both end below the infnet's relaxed teacher energy; the shared NAT's parameters are
-    bit for bit those it had (tailoring fine-tunes a copy)."""
+    bit for bit those it had (tailoring fine-tunes a copy), with either optimiser."""
     _, infnet = decode(nat, inference="warmstart", gd_steps=0)
     _, warm = decode(nat, inference="warmstart", gd_steps=10, gd_lr=0.5)
-    models, generator, task = load(nat, inference="tailored", tailor_steps=5, tailor_lr=1e-3)
+    models, generator, task = load(nat, inference="tailored", tailor_steps=5, tailor_lr=lr,
+                                   tailor_optimizer=optimizer)
     before = {k: v.clone() for k, v in models[0].state_dict().items()}
     generator.generate(models, whole_split(task, "test"))
     tailored = generator.report
@@ -191,7 +194,7 @@ def test_warm_start_and_tailoring_lower_the_energy_and_leave_the_nat_unchanged(n
     ("warmstart", ["--gd-steps", "5", "--gd-lr", "0.5", "--iter-decode-max-iter", "0",
                    "--iter-decode-with-beam", "3", "--length-select", "energy"]),
     ("tailored", ["--tailor-steps", "2", "--tailor-lr", "1e-3", "--iter-decode-max-iter", "2",
-                  "--iter-decode-force-max-iter"]),
+                  "--iter-decode-force-max-iter", "--tailor-optimizer", "adam"]),
 ])
 def test_every_translation_solver_runs_through_fairseq_generate(nat, inference, options):
     proc = run("generate", nat["data"], "--user-dir", PLUGIN, "--task", "translation_energy",

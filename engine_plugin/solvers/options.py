@@ -13,6 +13,7 @@ from omegaconf import II
 
 from engine_plugin.relaxations import OPERATORS
 from engine_plugin.solvers.registry import SOLVERS
+from engine_plugin.solvers.tailoring import TAILOR_OPTIMIZERS
 
 INFERENCE_METHODS = tuple(SOLVERS)
 
@@ -52,7 +53,11 @@ class SolverConfig(FairseqDataclass):
         default="1e4,5e3,1e3,500,100,50,10,5,1", metadata={"help": "oracle grid of η"}
     )
     tailor_steps: int = field(
-        default=5, metadata={"help": "tailoring SGD steps per sentence (tagging) or batch "
+        default=5, metadata={"help": "tailoring steps per sentence (tagging) or batch "
                                      "(translation)"})
-    tailor_lr: float = field(default=0.01, metadata={"help": "tailoring SGD step size"})
+    tailor_lr: float = field(default=0.01, metadata={"help": "tailoring step size"})
+    tailor_optimizer: ChoiceEnum(list(TAILOR_OPTIMIZERS)) = field(
+        default="sgd", metadata={"help": "tailoring's optimiser: sgd (the tagging paper's) or "
+                                         "adam (a step of about --tailor-lr per weight, "
+                                         "whatever the scale of its gradient)"})
     seed: int = II("common.seed")

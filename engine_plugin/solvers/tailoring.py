@@ -1,7 +1,8 @@
 """Instance-tailored inference networks (tagging paper §4): fine-tune a copy of Ψ per input.
 
-- :func:`tailored_logits`: ``--tailor-steps`` SGD updates of a deep copy of an inference
-  network on ``E(x, O(A_Ψ(x)))``, for any network the caller can run
+- :func:`tailored_logits`: ``--tailor-steps`` updates (``--tailor-optimizer``: SGD, or Adam)
+  of a deep copy of an inference network on ``E(x, O(A_Ψ(x)))``, for any network the caller
+  can run
   (``logits_of(copy) -> (B, T, V)``); the shared network is left unchanged.
 - :func:`tailor`: the same for a tagging inference network (logits returned by its forward,
   mask from its ``padding_mask``).
@@ -20,12 +21,13 @@ from engine_plugin.solvers.checks import DivergedError, check_finite
 from engine_plugin.solvers.registry import Problem, register_solver
 
 DIVERGED_HINT = "Lower the step size (--tailor-lr) or the number of steps (--tailor-steps)."
+TAILOR_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
 def tailored_logits(infnet: torch.nn.Module, logits_of: Callable[[torch.nn.Module], Tensor],
                     energy: StructuredEnergy, context: Any, mask: Tensor, steps: int, lr: float,
-                    relaxation: str = "sx") -> Tensor:
-    """Logits (B, T, V) of a copy of ``infnet`` after ``steps`` SGD updates on the summed
+                    relaxation: str = "sx", optimizer: str = "sgd") -> Tensor:
+    """Logits (B, T, V) of a copy of ``infnet`` after ``steps`` updates on the summed
     relaxed energies of this batch alone; ``infnet`` itself is left unchanged.
 
     Args:
@@ -34,21 +36,23 @@ def tailored_logits(infnet: torch.nn.Module, logits_of: Callable[[torch.nn.Modul
         context: ``energy.condition`` of the batch.
         mask: (B, T) bool, True on real output positions.
         relaxation: operator for the energy's input slots and outputs.
+        optimizer: ``sgd`` (plain steps of ``lr`` times the gradient) or ``adam`` (default
+            betas; each weight moves by about ``lr`` per step).
 
     Raises:
         DivergedError: the tailored copy's logits or energies stopped being finite.
     """
     tailored = copy.deepcopy(infnet)
     tailored.eval()
-    optimizer = torch.optim.SGD(tailored.parameters(), lr=lr)
+    updates = TAILOR_OPTIMIZERS[optimizer](tailored.parameters(), lr=lr)
     with torch.enable_grad():
         for step in range(steps):
-            optimizer.zero_grad()
+            updates.zero_grad()
             logits = logits_of(tailored)
             energies = energy.relaxed_energy(context, logits, mask, relaxation, relaxation)
             check_finite("tailored", step, logits, energies, DIVERGED_HINT)
             energies.sum().backward()
-            optimizer.step()
+            updates.step()
     with torch.no_grad():
         logits = logits_of(tailored)
     check_finite("tailored", steps, logits, logits.new_zeros(logits.shape[0]), DIVERGED_HINT)
@@ -95,4 +99,5 @@ class TailoringSolver:
         cfg = problem.cfg
         return tailored_logits(problem.infnet, problem.infnet_logits, problem.energy,
                                problem.context, problem.mask, cfg.tailor_steps, cfg.tailor_lr,
-                               str(cfg.gd_relaxation))
+                               str(cfg.gd_relaxation),
+                               str(getattr(cfg, "tailor_optimizer", "sgd")))  # older configs: sgd
