@@ -379,7 +379,7 @@ solve() {
   system="$(nat_label "$name") + $method"
   case $method in
     warmstart) options=(--gd-steps "$steps" --gd-lr "$lr") ;;
-    tailored) options=(--tailor-steps "$steps" --tailor-lr "$lr") ;;
+    tailored) options=(--tailor-steps "$steps" --tailor-lr "$lr" --tailor-optimizer "$TAILOR_OPTIMIZER") ;;
   esac
   [ "$method" = infnet ] || system+=" N=$steps lr=$lr"
   translate "$table" "$system" 1 1 nat "solve.$name.$subset.$method$steps.$lr" "$BIN" \
