@@ -267,7 +267,8 @@ flush_energies() {
     elif [ -n "$LSTM_TEACHER" ]; then  # e.g. ONLY= left it untrained: its column stays "-"
       echo "   no LSTM teacher yet ($LSTM_TEACHER): transformer energies only"
     fi
-    cut -f 6 "$QUEUE.tsv" | xargs python scripts/teacher_energy.py "${teachers[@]}" \
+    python scripts/translation_results.py outputs "$QUEUE.tsv" \
+      | xargs python scripts/teacher_energy.py "${teachers[@]}" \
       --source "$1" "${SEGMENT[@]}" > "$QUEUE.energy" 2> "$WORK/logs/teacher_energy.log" \
       || { tail -n 30 "$WORK/logs/teacher_energy.log" >&2; return 1; }
     energies=(--energies "$QUEUE.energy")
@@ -403,6 +404,7 @@ step_size() {
 # WARMSTART_STEPS and tailoring of TAILOR_STEPS, each at the step size chosen on dev
 solver_rows() {
   local n warm_lr tailor_lr QUEUE=$WORK/pending_solvers_$1  # its own queue: stages may overlap
+  rm -f "$QUEUE.tsv"  # rows of an interrupted run, decoded again below
   warm_lr=$(step_size "$1" warmstart "$WARMSTART_TUNE_STEPS" "$WARMSTART_LRS")
   tailor_lr=$(step_size "$1" tailored "$TAILOR_TUNE_STEPS" "$TAILOR_LRS")
   echo "   dev choice: warm start step size $warm_lr, tailoring learning rate $tailor_lr"
@@ -414,6 +416,7 @@ solver_rows() {
 
 solver_teacher() {  # the teacher's beam searches, timed beside the solvers
   local QUEUE=$WORK/pending_solvers_teacher
+  rm -f "$QUEUE.tsv"
   translate solvers "transformer teacher + beam 5" AR "beam 5" ar solve.teacher.beam5 "$BIN" \
     "$TEACHER" test --beam 5
   translate solvers "transformer teacher + greedy" AR greedy ar solve.teacher.beam1 "$BIN" \

@@ -18,6 +18,10 @@ its output under each teacher, read from ``scripts/teacher_energy.py``'s output 
 sentences mean...``); without ``--energies``, or for a teacher it lacks, the energy is ``-``.
 A RESULTS file written before a column existed gets the column, ``-`` in its old rows.
 
+    python scripts/translation_results.py outputs QUEUE.tsv
+
+prints the output file of every queued row, one per line (for ``scripts/teacher_energy.py``).
+
     python scripts/translation_results.py best VALUE=GEN_OUT [VALUE=GEN_OUT ...]
 
 prints the VALUE whose output has the highest BLEU (the first of equals): how the recipes
@@ -81,8 +85,8 @@ def read_energies(path: Optional[str]) -> Dict[str, List[str]]:
     return energies
 
 
-def merged_rows(queue: str, energies: Dict[str, List[str]]) -> List[Dict[str, str]]:
-    """The queued rows as results rows: BLEU (``-`` if none) and one energy per teacher."""
+def queued_rows(queue: str) -> List[Dict[str, str]]:
+    """The rows of ``queue``, as ``{column: value}`` of ``QUEUE_COLUMNS``."""
     rows = []
     with open(queue, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -90,15 +94,22 @@ def merged_rows(queue: str, energies: Dict[str, List[str]]) -> List[Dict[str, st
             if len(fields) != len(QUEUE_COLUMNS):
                 raise ValueError(f"{queue}:{number}: {len(fields)} fields, not "
                                  f"{len(QUEUE_COLUMNS)} ({' '.join(QUEUE_COLUMNS)})")
-            queued = dict(zip(QUEUE_COLUMNS, fields))
-            if energies and queued["output"] not in energies:
-                raise ValueError(f"no energy of {queued['output']} (queued in {queue})")
-            means = energies.get(queued["output"], [])
-            means = means + ["-"] * (TEACHERS - len(means))
-            rows.append({**{k: queued[k] for k in QUEUE_COLUMNS[:4]},
-                         **{k: queued[k] or "-" for k in MEASURED},
-                         "energy": means[0], "energy_lstm": means[1],
-                         "command": queued["command"]})
+            rows.append(dict(zip(QUEUE_COLUMNS, fields)))
+    return rows
+
+
+def merged_rows(queue: str, energies: Dict[str, List[str]]) -> List[Dict[str, str]]:
+    """The queued rows as results rows: BLEU (``-`` if none) and one energy per teacher."""
+    rows = []
+    for queued in queued_rows(queue):
+        if energies and queued["output"] not in energies:
+            raise ValueError(f"no energy of {queued['output']} (queued in {queue})")
+        means = energies.get(queued["output"], [])
+        means = means + ["-"] * (TEACHERS - len(means))
+        rows.append({**{k: queued[k] for k in QUEUE_COLUMNS[:4]},
+                     **{k: queued[k] or "-" for k in MEASURED},
+                     "energy": means[0], "energy_lstm": means[1],
+                     "command": queued["command"]})
     return rows
 
 
@@ -164,6 +175,8 @@ def main(argv=None) -> int:
     merge.add_argument("queue")
     merge.add_argument("results")
     merge.add_argument("--energies", help="output of scripts/teacher_energy.py")
+    outputs = sub.add_parser("outputs", help="the output files of the queued rows")
+    outputs.add_argument("queue")
     best = sub.add_parser("best", help="the value whose output has the highest BLEU")
     best.add_argument("choices", nargs="+", metavar="VALUE=GEN_OUT")
     args = parser.parse_args(argv)
@@ -185,6 +198,8 @@ def record(args) -> None:
                                "output": args.log, "command": args.command})
     elif args.action == "best":
         print(best_value(args.choices))
+    elif args.action == "outputs":
+        print("\n".join(row["output"] for row in queued_rows(args.queue)))
     else:
         rows = merged_rows(args.queue, read_energies(args.energies))
         append_results(args.results, rows)
