@@ -36,13 +36,14 @@ warmup() { local w=$(($1 / 10)); echo $((w < 1 ? 1 : (w > $2 ? $2 : w))); }
 check_settings() {
   local group
   for group in $EXPERIMENTS; do
-    case $group in ref|distill|hybrid|bilstm|ops|solvers) ;;
-      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops solvers)" >&2; exit 2 ;;
+    case $group in ref|distill|hybrid|bilstm|ops|solvers|converged) ;;
+      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops solvers converged)" >&2; exit 2 ;;
     esac
   done
   requires hybrid ref
   requires hybrid distill
   requires bilstm distill
+  requires converged distill
   check_solver_models
   case $NAT_INIT in teacher|random) ;; *) echo "!! NAT_INIT=$NAT_INIT: teacher or random" >&2; exit 2 ;; esac
   case $ENGINE_CORPUS in
@@ -189,6 +190,26 @@ cmlm() {  # cmlm NAME DATA_BIN: CMLM baseline (stock cmlm_transformer, partial m
   train "$1" "$2" --task translation_energy --arch cmlm_transformer "${CMLM_ARCH[@]}" \
     --criterion nat_loss --noise random_mask --label-smoothing 0.1 --dropout "$DROPOUT" \
     --weight-decay 0.01 --fixed-validation-seed 7 "${CE_OPT[@]}" "${DEV_BLEU[@]}" "${init[@]}"
+}
+
+# cmlm_converged: the distilled CMLM trained on until its dev BLEU (1 iteration, length beam
+# 1) stops improving: cmlm_distill's last checkpoint resumed with its own schedule (warm-up of
+# CMLM_UPDATES), dev BLEU every CONVERGE_VALID_EVERY updates, stopped after CONVERGE_PATIENCE
+# validations without a better one or at CONVERGE_UPDATES; checkpoint_best = best dev BLEU
+cmlm_converged() {
+  local save=$WORK/cmlm_converged
+  [ -z "${STAGE_FORCED:-}" ] || rm -rf "$save"
+  mkdir -p "$save"
+  [ -e "$save/checkpoint_last.pt" ] || cp "$WORK/cmlm_distill/checkpoint_last.pt" "$save/"
+  ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CONVERGE_MAX_TOKENS" 10000 "$CLIP_NORM"
+  STAGE_FORCED='' train cmlm_converged "$BIN"_distill --task translation_energy \
+    --arch cmlm_transformer "${CMLM_ARCH[@]}" --criterion nat_loss --noise random_mask \
+    --label-smoothing 0.1 --dropout "$DROPOUT" --weight-decay 0.01 --fixed-validation-seed 7 \
+    "${CE_OPT[@]}" --max-update "$CONVERGE_UPDATES" --update-freq "$CONVERGE_UPDATE_FREQ" \
+    "${DEV_BLEU[@]}" --save-interval-updates "$CONVERGE_VALID_EVERY" --keep-interval-updates 1 \
+    --patience "$CONVERGE_PATIENCE"
+  python scripts/plot_training.py "$WORK/logs/cmlm_converged.log" --metrics bleu loss \
+    --out "$WORK/cmlm_converged.png" | sed 's/^/   /'
 }
 
 bilstm() {  # bilstm NAME DATA_BIN: BiLSTM baseline (cross-entropy: the energy's weight 0)
@@ -459,6 +480,7 @@ engine_pipeline() {
   when bilstm bilstm_stages
   when ops operator_table
   when solvers solver_stages
+  when converged stage cmlm_converged cmlm_converged
   FORCE=1 stage tables tables
 }
 
