@@ -2,7 +2,8 @@
 Multi30k's ``tok/`` directory: every stage, the 2x2 operator sub-table, ENGINE's checkpoint
 selection by dev discrete energy, its authors' configuration and the earlier one
 (``ENGINE_CONFIG=recipe``), the energy-plus-cross-entropy pairs (distilled corpus and
-references), and ``ONLY=`` reruns of a single stage."""
+references), the test-time solvers with their dev-chosen step sizes, the converged distilled
+CMLM, and ``ONLY=`` reruns of a single stage."""
 
 import csv
 import os
@@ -22,6 +23,8 @@ CMLM_FAMILY = {"CMLM", "CMLM, distilled data", "ENGINE cmlm_infnet",
 MAIN_SYSTEMS = (CMLM_FAMILY | {s + ", length by energy" for s in CMLM_FAMILY}
                 | {"transformer teacher", "lstm teacher", "BiLSTM", "BiLSTM, distilled data",
                    "ENGINE bilstm_infnet (LSTM energy)"})
+SOLVER_LABELS = {"cmlm": "CMLM", "cmlm_distill": "CMLM, distilled data",
+                 "engine_cmlm": "ENGINE cmlm_infnet"}
 
 
 def _multi30k_layout(directory):
@@ -56,7 +59,10 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
                LAYERS="1", DIM="16", FFN="32", HEADS="2", MAX_TOKENS="512",
                TEACHER_UPDATES="6", CMLM_UPDATES="4", ENGINE_UPDATES="4",
                ENGINE_VALID_EVERY="2", ENGINE_MAX_TOKENS="256", CELL_UPDATES="1",
-               OPS_VALID="10", OPERATORS="sx st", GEN_BATCH="16")
+               OPS_VALID="10", OPERATORS="sx st", GEN_BATCH="16",
+               WARMSTART_STEPS="1 2", WARMSTART_TUNE_STEPS="1", WARMSTART_LRS="0.3 1",
+               TAILOR_STEPS="1", TAILOR_TUNE_STEPS="1", TAILOR_LRS="1e-5 1e-4",
+               CONVERGE_UPDATES="8", CONVERGE_VALID_EVERY="2", CONVERGE_PATIENCE="5")
 
     def recipe(**extra):
         proc = subprocess.run(["bash", "examples/multi30k/run.sh", str(data), str(work)],
@@ -83,6 +89,8 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
             "--clip-norm 25 --normalize-by tokens --length-loss-factor 1 ") in authors
     assert authors.count("--ce-weight 0") == 1
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
+    _check_solver_rows(rows, work)
+    _check_converged(work)
     # the energy + CE pairs: each continues its CMLM on its corpus, the energy's weight 1 and
     # 0, λ (PLUS_CE_WEIGHT) given once, both kept by dev BLEU
     for name, corpus, start, weight in (("distill_energy", "bin_distill", "cmlm_distill", "1"),
@@ -114,3 +122,34 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     recipe_cmd = " ".join((work / "logs" / "engine_cmlm.log.cmd").read_text().split())
     assert ("--lr 1e-4 --weight-decay 0.01 --dropout 0.1 --max-tokens 256 --update-freq 1 "
             "--clip-norm 0 --normalize-by sentences --length-loss-factor 0.1 ") in recipe_cmd
+
+
+def _check_solver_rows(rows, work):
+    """Each SOLVER_MODELS model: its decode, warm starts N=1, 2 and tailoring N=1 at the step
+    size of the better of its two dev rows; the teacher's timed searches; the figure."""
+    test = {r["system"]: r for r in rows if r["table"] == "solvers"}
+    dev = [r["system"] for r in rows if r["table"] == "solver_dev"]
+    assert {"transformer teacher + beam 5", "transformer teacher + greedy"} <= set(test)
+    for label in SOLVER_LABELS.values():
+        assert f"{label} + infnet" in test
+        for method, lrs in (("warmstart", ("0.3", "1")), ("tailored", ("1e-5", "1e-4"))):
+            tuned = [f"{label} + {method} N=1 lr={lr}" for lr in lrs]
+            assert [s for s in dev if s in tuned] == tuned
+            steps = ("1", "2") if method == "warmstart" else ("1",)
+            chosen = [s for s in test if s.startswith(f"{label} + {method} N=")]
+            assert len(chosen) == len(steps) and len({s.split("lr=")[1] for s in chosen}) == 1
+            assert chosen[0].split("lr=")[1] in lrs
+    for row in test.values():
+        assert float(row["sentences_per_s"]) > 0 and float(row["length_ratio"]) > 0, row
+    assert (work / "solvers.png").stat().st_size > 0
+    assert "| CMLM | warm start | 2 |" in (work / "tables.md").read_text()
+
+
+def _check_converged(work):
+    """cmlm_converged resumes the distilled CMLM (4 updates) and trains on to CONVERGE_UPDATES,
+    validating dev BLEU every 2 updates."""
+    log = (work / "logs" / "cmlm_converged.log").read_text()
+    assert "num_updates 8" in log and "best_bleu" in log
+    assert log.count("| valid on 'valid' subset") >= 2
+    assert (work / "cmlm_converged" / "checkpoint_best.pt").exists()
+    assert (work / "cmlm_converged.png").stat().st_size > 0
