@@ -36,14 +36,15 @@ warmup() { local w=$(($1 / 10)); echo $((w < 1 ? 1 : (w > $2 ? $2 : w))); }
 check_settings() {
   local group
   for group in $EXPERIMENTS; do
-    case $group in ref|distill|hybrid|bilstm|ops|solvers|converged) ;;
-      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops solvers converged)" >&2; exit 2 ;;
+    case $group in ref|distill|hybrid|bilstm|ops|solvers|converged|engine_converged) ;;
+      *) echo "!! EXPERIMENTS: unknown group $group (ref distill hybrid bilstm ops solvers converged engine_converged)" >&2; exit 2 ;;
     esac
   done
   requires hybrid ref
   requires hybrid distill
   requires bilstm distill
   requires converged distill
+  requires engine_converged converged
   check_solver_models
   case $NAT_INIT in teacher|random) ;; *) echo "!! NAT_INIT=$NAT_INIT: teacher or random" >&2; exit 2 ;; esac
   case $ENGINE_CORPUS in
@@ -51,6 +52,25 @@ check_settings() {
     distilled) ENGINE_BIN=${BIN}_distill OPS_START=cmlm_distill; requires ops distill; requires ref distill ;;
     *) echo "!! ENGINE_CORPUS=$ENGINE_CORPUS: references or distilled" >&2; exit 2 ;;
   esac
+}
+
+# common_opts: COMMON, the options of every fairseq-train run (fairseq seed SEED)
+common_opts() {
+  COMMON=(--user-dir engine_plugin "${DEVICE_FLAGS[@]}" --num-workers 0 --seed "$SEED"
+    --no-epoch-checkpoints --save-interval "$VALIDATE_INTERVAL"
+    --validate-interval "$VALIDATE_INTERVAL" --skip-invalid-size-inputs-valid-test
+    --log-format simple --log-interval 25)
+}
+
+# engine_opt LR: ENGINE_OPT, ENGINE's inference-network training at learning rate LR (the
+# paper's §4.4 and its authors' released code)
+engine_opt() {
+  ENGINE_OPT=(--criterion energy_loss --optimizer adam --adam-betas "(0.9,0.999)"
+    --lr "$1" --weight-decay 0.01 --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS"
+    --update-freq "$ENGINE_UPDATE_FREQ" --clip-norm "$ENGINE_CLIP_NORM"
+    --normalize-by "$ENGINE_NORMALIZE_BY" --length-loss-factor "$ENGINE_LENGTH_LOSS"
+    --noise full_mask)
+  [ "$ENGINE_EPOCHS" = 0 ] || ENGINE_OPT+=(--max-epoch "$ENGINE_EPOCHS")
 }
 
 # set_options: the paths and option arrays every stage uses, from the preset's variables
@@ -63,10 +83,7 @@ set_options() {
   if [[ " $EXPERIMENTS " == *" bilstm "* ]]; then LSTM_TEACHER=$WORK/teacher_lstm/checkpoint_best.pt; fi
   check_settings
   mkdir -p "$WORK/logs" "$WORK/gen"
-  COMMON=(--user-dir engine_plugin "${DEVICE_FLAGS[@]}" --num-workers 0 --seed "$SEED"
-    --no-epoch-checkpoints --save-interval "$VALIDATE_INTERVAL"
-    --validate-interval "$VALIDATE_INTERVAL" --skip-invalid-size-inputs-valid-test
-    --log-format simple --log-interval 25)
+  common_opts
   FP16=()
   [ "$DEVICE" = cpu ] || FP16=(--fp16)  # cross-entropy training in half precision on a GPU
   SIZES=(--encoder-layers "$LAYERS" --decoder-layers "$LAYERS" --encoder-embed-dim "$DIM"
@@ -77,13 +94,7 @@ set_options() {
   BILSTM_ARCH=(--arch bilstm_infnet --embed-dim "$DIM" --hidden-size "$DIM")
   DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
     --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
-  # ENGINE's inference-network training (the paper's §4.4 and its authors' released code)
-  ENGINE_OPT=(--criterion energy_loss --optimizer adam --adam-betas "(0.9,0.999)"
-    --lr "$ENGINE_LR" --weight-decay 0.01 --dropout 0.1 --max-tokens "$ENGINE_MAX_TOKENS"
-    --update-freq "$ENGINE_UPDATE_FREQ" --clip-norm "$ENGINE_CLIP_NORM"
-    --normalize-by "$ENGINE_NORMALIZE_BY" --length-loss-factor "$ENGINE_LENGTH_LOSS"
-    --noise full_mask)
-  [ "$ENGINE_EPOCHS" = 0 ] || ENGINE_OPT+=(--max-epoch "$ENGINE_EPOCHS")
+  engine_opt "$ENGINE_LR"
   ENGINE_VALID=()
   [ -z "$ENGINE_VALID_EVERY" ] \
     || ENGINE_VALID=(--save-interval-updates "$ENGINE_VALID_EVERY" --keep-interval-updates 1)
@@ -451,6 +462,110 @@ solver_stages() {  # beyond the papers: test-time energy minimisation from each 
   for name in $SOLVER_MODELS; do stage "solvers_$name" solver_rows "$name"; done
 }
 
+# ---------------------------------------------------------------- ENGINE from the converged CMLM
+# (engine_converged) ENGINE in its authors' configuration from WORK/cmlm_converged: the learning
+# rate chosen on dev energy, then seeds, the cross-entropy control and the references, each
+# decoded on every test set of TEST_SETS
+
+# binarize_tests: WORK/bin_tests holds test (TEXT/test) and test1, test2, ... (TEXT/NAME of the
+# later TEST_SETS names), the first EVAL_SENTENCES pairs of each, with the joined dictionary
+binarize_tests() {
+  local name l extra prefixes=$WORK/text/test
+  read -r _ extra <<< "$TEST_SETS"  # the names after the first
+  for name in $extra; do
+    for l in "$SRC" "$TGT"; do first_lines "$EVAL_SENTENCES" "$TEXT/$name.$l" > "$WORK/text/$name.$l"; done
+    prefixes+=",$WORK/text/$name"
+  done
+  preprocess "$BIN"_tests --srcdict "$BIN/dict.$SRC.txt" --tgtdict "$BIN/dict.$TGT.txt" \
+    --testpref "$prefixes"
+}
+
+converged_name() { echo "converged/$1_$2_lr$3_s$4"; }  # KIND CORPUS LR SEED: its WORK folder
+
+converged_label() {  # KIND CORPUS LR SEED: its results' system name
+  local what="ENGINE" data="distilled data"
+  [ "$1" = energy ] || what="cross-entropy control"
+  [ "$2" = distilled ] || data="references"
+  echo "$what, $data, lr=$3, seed $4"
+}
+
+# converged_run KIND CORPUS LR SEED: ENGINE_UPDATES updates from WORK/cmlm_converged with
+# ENGINE's optimisation at learning rate LR and fairseq seed SEED, on CORPUS (distilled or
+# references); KIND energy: the energy alone, ce: cross-entropy alone (the matched control:
+# the same updates, data, full masking and seed); checkpoint_best by ENGINE_METRIC
+converged_run() {
+  local bin=$BIN loss=(--ce-weight 0) SEED=$4 COMMON ENGINE_OPT
+  [ "$2" = references ] || bin=${BIN}_distill
+  [ "$1" = energy ] || loss=(--energy-weight 0 --ce-weight 1 --label-smoothing 0.1)
+  common_opts
+  engine_opt "$3"
+  energy_train "$(converged_name "$@")" "$bin" cmlm_converged "$TEACHER" "$ENGINE_UPDATES" \
+    --arch cmlm_infnet "${CMLM_ARCH[@]}" --o1 sx --o2 st "${loss[@]}" "${ENGINE_SELECT[@]}"
+}
+
+# converged_lr: the CONVERGED_LRS value whose seed-1 ENGINE on the distilled corpus reached the
+# lowest dev discrete energy (the last best_energy_discrete of its log)
+converged_lr() {
+  local lr log best
+  for lr in $CONVERGED_LRS; do
+    log=$WORK/logs/$(converged_name energy distilled "$lr" 1 | tr / _).log
+    best=$(grep -oP 'best_energy_discrete \K[-0-9.e+]+' "$log" | tail -n 1)
+    [ -n "$best" ] || { echo "!! $log: no dev energy (ENGINE_METRIC=energy?)" >&2; return 1; }
+    echo "$best $lr"
+  done | sort -g | head -n 1 | cut -d ' ' -f 2
+}
+
+# decode_converged NAME SYSTEM: WORK/NAME on every test set at 1 and 10 iterations and each
+# of LENGTH_BEAMS, and at 1 iteration, length beam 3 picked by energy; table "converged SET"
+decode_converged() {
+  local set subset=test number=0 iters lbeam out QUEUE=$WORK/pending_${1//\//_}
+  local ckpt=$WORK/$1/checkpoint_best.pt
+  rm -f "$QUEUE.tsv"
+  for set in $TEST_SETS; do
+    [ "$number" = 0 ] || subset=test$number
+    out=${1//\//.}.$subset
+    for iters in 1 10; do
+      for lbeam in $LENGTH_BEAMS; do
+        translate "converged $set" "$2" "$iters" "$lbeam" nat "$out.i$iters.b$lbeam" "$BIN"_tests \
+          "$ckpt" "$subset" --iter-decode-max-iter $((iters - 1)) --iter-decode-with-beam "$lbeam"
+      done
+    done
+    translate "converged $set" "$2, length by energy" 1 3 nat "$out.i1.b3.energy" "$BIN"_tests \
+      "$ckpt" "$subset" --iter-decode-max-iter 0 --iter-decode-with-beam 3 \
+      --length-select energy --energy-path "$TEACHER"
+    if [ "$number" = 0 ]; then flush_test; else flush_energies "$WORK/text/$set.$SRC"; fi
+    number=$((number + 1))
+  done
+}
+
+converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then its decodes
+  local name
+  name=$(converged_name "$@")
+  stage "${name//\//_}" converged_run "$@"
+  stage "decode_${name//\//_}" decode_converged "$name" "$(converged_label "$@")"
+}
+
+converged_stages() {
+  local lr seed pending=''
+  stage binarize_tests binarize_tests
+  stage decode_cmlm_converged decode_converged cmlm_converged "converged distilled CMLM"
+  for lr in $CONVERGED_LRS; do
+    converged_stage energy distilled "$lr" 1
+    [ -e "$WORK/.done/$(converged_name energy distilled "$lr" 1 | tr / _)" ] || pending+=" $lr"
+  done
+  if [ -n "$pending" ]; then
+    echo "   the seeds, the control and the references wait for the runs at lr$pending"
+    return 0
+  fi
+  lr=$(converged_lr)
+  echo "   learning rate chosen on dev energy: $lr"
+  for seed in $CONVERGED_SEEDS; do
+    converged_stage energy distilled "$lr" "$seed"
+    converged_stage ce distilled "$lr" "$seed"
+    converged_stage energy references "$lr" "$seed"
+  done
+}
+
 tables() {
   python scripts/translation_tables.py "$RESULTS" --timings "$WORK/timings.tsv" \
     --out-png "$WORK/solvers.png" > "$WORK/tables.md"
@@ -481,6 +596,7 @@ engine_pipeline() {
   when ops operator_table
   when solvers solver_stages
   when converged stage cmlm_converged cmlm_converged
+  when engine_converged converged_stages
   FORCE=1 stage tables tables
 }
 

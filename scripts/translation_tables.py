@@ -13,7 +13,8 @@ Table 2 layout: O1 down, O2 across, each cell ``energy (BLEU)``; an ``operators`
 system ``start`` (the model every cell is fine-tuned from) is printed below it. Rows of
 tables ``solvers`` (test) and ``solver_dev`` (the step-size choice), system ``MODEL + METHOD
 [N=steps] [lr=step size]``, become the test-time solver table; ``--out-png`` plots its BLEU
-against sentences/s, one colour per model. When a row was written
+against sentences/s, one colour per model. Rows of tables ``converged TEST_SET`` (system
+``LABEL[, seed N]``) become one table per test set, averaged over seeds. When a row was written
 several times (a stage rerun), the last one counts. ``--timings`` adds the stage times.
 """
 
@@ -24,6 +25,7 @@ import sys
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts import translation_seed_table as seeds  # noqa: E402
 from scripts import translation_solver_table as solvers  # noqa: E402
 
 OPERATORS = ["sx", "stl", "sg", "st", "gx"]
@@ -105,6 +107,9 @@ def main(argv=None) -> None:
                          ("Their step sizes, chosen on dev BLEU", solvers.dev_table(rows))):
         if lines:
             out += ["", f"### {title}", "", *lines]
+    converged = seeds.seed_tables(rows)
+    if converged:
+        out += ["", "### From the converged distilled CMLM, mean ± sd over seeds", "", *converged]
     if args.out_png and any(table == "solvers" for table, *_ in rows):
         solvers.plot(rows, args.out_png)
     elif args.out_png:

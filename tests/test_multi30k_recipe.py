@@ -3,10 +3,12 @@ Multi30k's ``tok/`` directory: every stage, the 2x2 operator sub-table, ENGINE's
 selection by dev discrete energy, its authors' configuration and the earlier one
 (``ENGINE_CONFIG=recipe``), the energy-plus-cross-entropy pairs (distilled corpus and
 references), the test-time solvers with their dev-chosen step sizes, the converged distilled
-CMLM, and ``ONLY=`` reruns of a single stage."""
+CMLM and ENGINE from it (learning rate, seeds, control, references, three test sets), and
+``ONLY=`` reruns of a single stage."""
 
 import csv
 import os
+import re
 import subprocess
 
 import pytest
@@ -15,6 +17,7 @@ from tests.cli import ROOT
 from tests.fixtures.tiny_translation import write_corpus
 
 SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+LATER_TESTS = {"test_2017_flickr": ("valid", 20), "test_2017_mscoco": ("test", 10)}  # split, lines
 CMLM_FAMILY = {"CMLM", "CMLM, distilled data", "ENGINE cmlm_infnet",
                "ENGINE cmlm_infnet, from the distilled CMLM",
                "distilled CMLM + energy + CE on distilled data",
@@ -29,7 +32,8 @@ SOLVER_LABELS = {"cmlm": "CMLM", "cmlm_distill": "CMLM, distilled data",
 
 def _multi30k_layout(directory):
     """The tiny corpus under DIR/tok/{train,val,test_2016_flickr}.lc.norm.tok.{de,en}, each
-    one-letter symbol spelt as a three-letter word, so that BPE has merges to learn."""
+    one-letter symbol spelt as a three-letter word, so that BPE has merges to learn; the later
+    test sets are the val pairs (test_2017_flickr) and the first 10 test pairs (mscoco)."""
     raw = write_corpus(directory / "raw", {"train": 200, "valid": 20, "test": 20}, seed=5,
                        src="de", tgt="en")
     (directory / "tok").mkdir()
@@ -38,6 +42,11 @@ def _multi30k_layout(directory):
             with open(os.path.join(raw, f"{split}.{lang}"), encoding="utf-8") as f:
                 lines = [" ".join(s + s + "o" for s in line.split()) for line in f]
             (directory / "tok" / f"{name}.lc.norm.tok.{lang}").write_text("\n".join(lines) + "\n")
+    for name, (split, count) in LATER_TESTS.items():
+        for lang in ("de", "en"):
+            lines = (directory / "tok" / f"{SPLITS[split]}.lc.norm.tok.{lang}").read_text()
+            (directory / "tok" / f"{name}.lc.norm.tok.{lang}").write_text(
+                "".join(lines.splitlines(keepends=True)[:count]))
     return directory
 
 
@@ -62,7 +71,8 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
                OPS_VALID="10", OPERATORS="sx st", GEN_BATCH="16",
                WARMSTART_STEPS="1 2", WARMSTART_TUNE_STEPS="1", WARMSTART_LRS="0.3 1",
                TAILOR_STEPS="1", TAILOR_TUNE_STEPS="1", TAILOR_LRS="1e-5 1e-4",
-               CONVERGE_UPDATES="8", CONVERGE_VALID_EVERY="2", CONVERGE_PATIENCE="5")
+               CONVERGE_UPDATES="8", CONVERGE_VALID_EVERY="2", CONVERGE_PATIENCE="5",
+               CONVERGED_LRS="1e-5 1e-4", CONVERGED_SEEDS="1 2")
 
     def recipe(**extra):
         proc = subprocess.run(["bash", "examples/multi30k/run.sh", str(data), str(work)],
@@ -91,6 +101,7 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
     _check_solver_rows(rows, work)
     _check_converged(work)
+    _check_engine_converged(rows, work)
     # the energy + CE pairs: each continues its CMLM on its corpus, the energy's weight 1 and
     # 0, λ (PLUS_CE_WEIGHT) given once, both kept by dev BLEU
     for name, corpus, start, weight in (("distill_energy", "bin_distill", "cmlm_distill", "1"),
@@ -153,3 +164,40 @@ def _check_converged(work):
     assert log.count("| valid on 'valid' subset") >= 2
     assert (work / "cmlm_converged" / "checkpoint_best.pt").exists()
     assert (work / "cmlm_converged.png").stat().st_size > 0
+
+
+def _best_dev_energy(work, lr):
+    log = (work / "logs" / f"converged_energy_distilled_lr{lr}_s1.log").read_text()
+    return float(re.findall(r"best_energy_discrete ([-0-9.e+]+)", log)[-1])
+
+
+def _check_engine_converged(rows, work):
+    """The learning rate of the lower seed-1 dev energy; at it the other seed, the CE control
+    and the references; every run and the converged CMLM decoded on the three test sets."""
+    lr = min(("1e-5", "1e-4"), key=lambda value: _best_dev_energy(work, value))
+    runs = [f"energy_distilled_lr{other}_s1" for other in ("1e-5", "1e-4")]
+    runs += [f"{kind}_lr{lr}_s{seed}" for seed in (1, 2)
+             for kind in ("energy_distilled", "ce_distilled", "energy_references")]
+    runs = list(dict.fromkeys(runs))
+    stages = _stages(work)
+    for run in runs:
+        assert f"converged_{run}" in stages and f"decode_converged_{run}" in stages, run
+        cmd = (work / "logs" / f"converged_{run}.log.cmd").read_text().split()
+        assert cmd.count("--seed") == 1 and cmd[cmd.index("--seed") + 1] == run[-1]
+        assert cmd[cmd.index("--finetune-from-model") + 1] == str(
+            work / "cmlm_converged" / "checkpoint_best.pt")
+        assert cmd[1] == str(work / ("bin" if "references" in run else "bin_distill"))
+        weights = ["--energy-weight", "0", "--ce-weight", "1"] if run.startswith("ce") else []
+        assert " ".join(weights) in " ".join(cmd) and cmd.count("--lr") == 1
+    for test_set, count in (("test_2016_flickr", 20), ("test_2017_flickr", 20),
+                            ("test_2017_mscoco", 10)):
+        systems = {r["system"] for r in rows if r["table"] == f"converged {test_set}"}
+        assert {"converged distilled CMLM", "converged distilled CMLM, length by energy",
+                f"ENGINE, references, lr={lr}, seed 2",
+                f"cross-entropy control, distilled data, lr={lr}, seed 1"} <= systems
+        assert len(systems) == 2 * (1 + len(runs)), systems
+    mscoco = (work / "gen" / f"converged.ce_distilled_lr{lr}_s2.test2.i10.b3.txt").read_text()
+    assert mscoco.count("\nH-") == 10
+    tables = (work / "tables.md").read_text()
+    assert "#### test_2017_mscoco" in tables
+    assert f"| ENGINE, distilled data, lr={lr} | 1,2 | 1 | 3 |" in tables

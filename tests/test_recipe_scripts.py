@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from scripts import (engine_preset, iwslt14_sample, translation_outputs, translation_results,
-                     translation_solver_table, translation_tables)
+                     translation_seed_table, translation_solver_table, translation_tables)
 from tests.cli import ROOT
 
 TABLE = os.path.join(ROOT, "examples", "engine_presets.tsv")
@@ -207,6 +207,31 @@ def test_solver_table_and_figure(tmp_path):
     png = tmp_path / "solvers.png"
     translation_tables.main([str(results), "--out-png", str(png)])
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seed_table_averages_seeds_per_test_set(tmp_path, capsys):
+    results = tmp_path / "results.tsv"
+    lines = ["\t".join(translation_tables.COLUMNS)]
+    for table, system, lbeam, bleu, energy in (
+            ("converged t16", "ENGINE, distilled data, lr=1e-5, seed 1", "1", "20.0", "40.0"),
+            ("converged t16", "ENGINE, distilled data, lr=1e-5, seed 2", "1", "22.0", "-"),
+            ("converged t16", "ENGINE, distilled data, lr=1e-5, seed 2", "3", "25.0", "30.0"),
+            ("converged t16", "converged distilled CMLM", "1", "19.5", "50.0"),
+            ("converged coco", "ENGINE, distilled data, lr=1e-5, seed 1", "1", "10.0", "60.0"),
+            ("main", "CMLM", "1", "15.0", "70.0")):
+        lines.append("\t".join([table, system, "1", lbeam, bleu, energy, "-", "90.0", "1.0",
+                                "0.5", "1.3", "0.00", "fairseq-generate"]))
+    results.write_text("\n".join(lines) + "\n")
+    table = translation_seed_table.seed_tables(translation_tables.read_results(str(results)))
+    assert table[0] == "#### t16" and table.index("#### coco") == 8
+    assert table[4] == ("| ENGINE, distilled data, lr=1e-5 | 1,2 | 1 | 1 | 21.00 ± 1.41 | 40.00 "
+                        "| 1.000 ± 0.000 | 0.50 ± 0.00 | 1.300 ± 0.000 | 0.00 ± 0.00 |")
+    assert table[5].startswith("| ENGINE, distilled data, lr=1e-5 | 2 | 1 | 3 | 25.00 | 30.00 |")
+    assert table[6].startswith("| converged distilled CMLM | - | 1 | 1 | 19.50 | 50.00 |")
+    assert table[-1].startswith("| ENGINE, distilled data, lr=1e-5 | 1 | 1 | 1 | 10.00 |")
+    assert translation_seed_table.split_seed("CMLM, seed 12, x") == ("CMLM, seed 12, x", "")
+    translation_tables.main([str(results)])
+    assert "### From the converged distilled CMLM, mean ± sd over seeds" in capsys.readouterr().out
 
 
 def test_merge_refuses_an_output_without_energy(tmp_path, capsys):

@@ -37,7 +37,20 @@ learn_bpe() {
   done
 }
 
+# bpe_tests: the same BPE applied to the later TEST_SETS (test_2017_flickr, test_2017_mscoco)
+bpe_tests() {
+  local name l extra
+  read -r _ extra <<< "$TEST_SETS"
+  for name in $extra; do
+    for l in de en; do
+      subword-nmt apply-bpe -c "$WORK/bpe/codes" --vocabulary "$WORK/bpe/vocab.$l" \
+        --vocabulary-threshold "$BPE_THRESHOLD" < "$DATA/tok/$name.lc.norm.tok.$l" > "$WORK/bpe/$name.$l"
+    done
+  done
+}
+
 stage bpe learn_bpe
+when engine_converged stage bpe_tests bpe_tests
 SRC=de TGT=en TEXT=$WORK/bpe
 SEGMENT=(--bpe-codes "$WORK/bpe/codes" --bpe-vocab "$WORK/bpe/vocab.en" --bpe-threshold "$BPE_THRESHOLD")
 engine_pipeline
