@@ -26,6 +26,14 @@ CMLM_FAMILY = {"CMLM", "CMLM, distilled data", "ENGINE cmlm_infnet",
 MAIN_SYSTEMS = (CMLM_FAMILY | {s + ", length by energy" for s in CMLM_FAMILY}
                 | {"transformer teacher", "lstm teacher", "BiLSTM", "BiLSTM, distilled data",
                    "ENGINE bilstm_infnet (LSTM energy)"})
+TINY = dict(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", BPE_MERGES="20", LAYERS="1", DIM="16",
+            FFN="32", HEADS="2", MAX_TOKENS="512", TEACHER_UPDATES="6", CMLM_UPDATES="4",
+            ENGINE_UPDATES="4", ENGINE_VALID_EVERY="2", ENGINE_MAX_TOKENS="256",
+            CELL_UPDATES="1", OPS_VALID="10", OPERATORS="sx st", GEN_BATCH="16",
+            WARMSTART_STEPS="1 2", WARMSTART_TUNE_STEPS="1", WARMSTART_LRS="0.3 1",
+            TAILOR_STEPS="1", TAILOR_TUNE_STEPS="1", TAILOR_LRS="1e-5 1e-4",
+            CONVERGE_UPDATES="8", CONVERGE_VALID_EVERY="2", CONVERGE_PATIENCE="5",
+            CONVERGED_LRS="1e-5 1e-4", CONVERGED_SEEDS="1 2")
 SOLVER_LABELS = {"cmlm": "CMLM", "cmlm_distill": "CMLM, distilled data",
                  "engine_cmlm": "ENGINE cmlm_infnet"}
 
@@ -61,24 +69,23 @@ def _stages(work):
 
 
 @pytest.mark.slow
+def _run_recipe(data, work, **variables):
+    """examples/multi30k/run.sh DATA WORK with the tiny sizes and VARIABLES; its stdout."""
+    env = dict(os.environ, **TINY, **variables)
+    proc = subprocess.run(["bash", "examples/multi30k/run.sh", str(data), str(work)],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
 def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     data = _multi30k_layout(tmp_path / "data")
     work = tmp_path / "work"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", BPE_MERGES="20",
-               LAYERS="1", DIM="16", FFN="32", HEADS="2", MAX_TOKENS="512",
-               TEACHER_UPDATES="6", CMLM_UPDATES="4", ENGINE_UPDATES="4",
-               ENGINE_VALID_EVERY="2", ENGINE_MAX_TOKENS="256", CELL_UPDATES="1",
-               OPS_VALID="10", OPERATORS="sx st", GEN_BATCH="16",
-               WARMSTART_STEPS="1 2", WARMSTART_TUNE_STEPS="1", WARMSTART_LRS="0.3 1",
-               TAILOR_STEPS="1", TAILOR_TUNE_STEPS="1", TAILOR_LRS="1e-5 1e-4",
-               CONVERGE_UPDATES="8", CONVERGE_VALID_EVERY="2", CONVERGE_PATIENCE="5",
-               CONVERGED_LRS="1e-5 1e-4", CONVERGED_SEEDS="1 2")
 
     def recipe(**extra):
-        proc = subprocess.run(["bash", "examples/multi30k/run.sh", str(data), str(work)],
-                              cwd=ROOT, env=dict(env, **extra), capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc.stdout
+        return _run_recipe(data, work, EXPERIMENTS="ref distill hybrid bilstm ops solvers converged",
+                           **extra)
 
     out = recipe()
     assert "== [tables] finished" in out
@@ -101,7 +108,6 @@ def test_multi30k_recipe_on_a_tiny_corpus(tmp_path):
     assert "| ENGINE cmlm_infnet | 1 | 1 |" in (work / "tables.md").read_text()
     _check_solver_rows(rows, work)
     _check_converged(work)
-    _check_engine_converged(rows, work)
     # the energy + CE pairs: each continues its CMLM on its corpus, the energy's weight 1 and
     # 0, λ (PLUS_CE_WEIGHT) given once, both kept by dev BLEU
     for name, corpus, start, weight in (("distill_energy", "bin_distill", "cmlm_distill", "1"),
@@ -171,7 +177,19 @@ def _best_dev_energy(work, lr):
     return float(re.findall(r"best_energy_discrete ([-0-9.e+]+)", log)[-1])
 
 
-def _check_engine_converged(rows, work):
+@pytest.mark.slow
+def test_engine_from_the_converged_cmlm(tmp_path):
+    """engine_converged alone (with what it needs), on two of the test sets, length beam 1."""
+    data = _multi30k_layout(tmp_path / "data")
+    work = tmp_path / "work"
+    out = _run_recipe(data, work, EXPERIMENTS="distill converged engine_converged",
+                      LENGTH_BEAMS="1", TEST_SETS="test_2016_flickr test_2017_mscoco")
+    assert "learning rate chosen on dev energy" in out
+    _check_engine_converged(_results(work), work, {"test_2016_flickr": ("test", 20),
+                                                   "test_2017_mscoco": ("test1", 10)})
+
+
+def _check_engine_converged(rows, work, test_sets):
     """The learning rate of the lower seed-1 dev energy; at it the other seed, the CE control
     and the references; every run and the converged CMLM decoded on the three test sets."""
     lr = min(("1e-5", "1e-4"), key=lambda value: _best_dev_energy(work, value))
@@ -189,15 +207,14 @@ def _check_engine_converged(rows, work):
         assert cmd[1] == str(work / ("bin" if "references" in run else "bin_distill"))
         weights = ["--energy-weight", "0", "--ce-weight", "1"] if run.startswith("ce") else []
         assert " ".join(weights) in " ".join(cmd) and cmd.count("--lr") == 1
-    for test_set, count in (("test_2016_flickr", 20), ("test_2017_flickr", 20),
-                            ("test_2017_mscoco", 10)):
+    for test_set, (subset, count) in test_sets.items():
+        generated = (work / "gen" / f"converged.ce_distilled_lr{lr}_s2.{subset}.i10.b1.txt")
+        assert generated.read_text().count("\nH-") == count
         systems = {r["system"] for r in rows if r["table"] == f"converged {test_set}"}
         assert {"converged distilled CMLM", "converged distilled CMLM, length by energy",
                 f"ENGINE, references, lr={lr}, seed 2",
                 f"cross-entropy control, distilled data, lr={lr}, seed 1"} <= systems
         assert len(systems) == 2 * (1 + len(runs)), systems
-    mscoco = (work / "gen" / f"converged.ce_distilled_lr{lr}_s2.test2.i10.b3.txt").read_text()
-    assert mscoco.count("\nH-") == 10
     tables = (work / "tables.md").read_text()
-    assert "#### test_2017_mscoco" in tables
-    assert f"| ENGINE, distilled data, lr={lr} | 1,2 | 1 | 3 |" in tables
+    assert all(f"#### {test_set}" in tables for test_set in test_sets)
+    assert f"| ENGINE, distilled data, lr={lr} | 1,2 | 10 | 1 |" in tables
