@@ -504,7 +504,7 @@ converged_run() {
 }
 
 # converged_lr: the CONVERGED_LRS value whose seed-1 ENGINE on the distilled corpus reached the
-# lowest dev discrete energy (the last best_energy_discrete of its log)
+# lowest dev discrete energy (the last best_energy_discrete of its log; of equals, the first)
 converged_lr() {
   local lr log best
   for lr in $CONVERGED_LRS; do
@@ -512,7 +512,7 @@ converged_lr() {
     best=$(grep -oP 'best_energy_discrete \K[-0-9.e+]+' "$log" | tail -n 1)
     [ -n "$best" ] || { echo "!! $log: no dev energy (ENGINE_METRIC=energy?)" >&2; return 1; }
     echo "$best $lr"
-  done | sort -g | head -n 1 | cut -d ' ' -f 2
+  done | sort -s -g -k 1,1 | head -n 1 | cut -d ' ' -f 2
 }
 
 # decode_converged NAME SYSTEM: WORK/NAME on every test set at 1 and 10 iterations and each
