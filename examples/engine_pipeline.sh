@@ -91,6 +91,9 @@ set_options() {
     --encoder-attention-heads "$HEADS" --decoder-attention-heads "$HEADS" --share-all-embeddings)
   CMLM_ARCH=("${SIZES[@]}" --apply-bert-init)
   [ "$NAT_INIT" = teacher ] || CMLM_ARCH+=(--encoder-learned-pos --decoder-learned-pos)
+  CMLM_TRAIN=(--task translation_energy --arch cmlm_transformer "${CMLM_ARCH[@]}"  # partial masking
+    --criterion nat_loss --noise random_mask --label-smoothing 0.1 --dropout "$DROPOUT"
+    --weight-decay 0.01 --fixed-validation-seed 7)
   BILSTM_ARCH=(--arch bilstm_infnet --embed-dim "$DIM" --hidden-size "$DIM")
   DEV_BLEU=(--eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 0}' --eval-bleu-remove-bpe
     --best-checkpoint-metric bleu --maximize-best-checkpoint-metric)
@@ -164,10 +167,11 @@ train() {
   grep -E "\| train \| epoch|valid on 'valid'|\| valid \|" "$log" | tail -n 2 | sed 's/^/   /'
 }
 
-# ce_opt LR UPDATES MAX_TOKENS WARMUP_CAP CLIP: CE_OPT, the optimiser of cross-entropy training
+# ce_opt LR UPDATES MAX_TOKENS WARMUP_CAP CLIP [MAX_UPDATE]: CE_OPT, the optimiser of
+# cross-entropy training, its warm-up a tenth of UPDATES, stopped at MAX_UPDATE (default UPDATES)
 ce_opt() {
   CE_OPT=(--optimizer adam --adam-betas "(0.9,0.98)" --lr "$1" --lr-scheduler inverse_sqrt
-    --warmup-init-lr 1e-07 --warmup-updates "$(warmup "$2" "$4")" --max-update "$2"
+    --warmup-init-lr 1e-07 --warmup-updates "$(warmup "$2" "$4")" --max-update "${6:-$2}"
     --max-tokens "$3" --clip-norm "$5" "${FP16[@]}")
 }
 
@@ -198,9 +202,7 @@ cmlm() {  # cmlm NAME DATA_BIN: CMLM baseline (stock cmlm_transformer, partial m
   local init=()
   [ "$NAT_INIT" = random ] || init=(--finetune-from-model "$WORK/nat_init.pt")
   ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CMLM_MAX_TOKENS" 10000 "$CLIP_NORM"
-  train "$1" "$2" --task translation_energy --arch cmlm_transformer "${CMLM_ARCH[@]}" \
-    --criterion nat_loss --noise random_mask --label-smoothing 0.1 --dropout "$DROPOUT" \
-    --weight-decay 0.01 --fixed-validation-seed 7 "${CE_OPT[@]}" "${DEV_BLEU[@]}" "${init[@]}"
+  train "$1" "$2" "${CMLM_TRAIN[@]}" "${CE_OPT[@]}" "${DEV_BLEU[@]}" "${init[@]}"
 }
 
 # cmlm_converged: the distilled CMLM trained on until its dev BLEU (1 iteration, length beam
@@ -212,12 +214,9 @@ cmlm_converged() {
   [ -z "${STAGE_FORCED:-}" ] || rm -rf "$save"
   mkdir -p "$save"
   [ -e "$save/checkpoint_last.pt" ] || cp "$WORK/cmlm_distill/checkpoint_last.pt" "$save/"
-  ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CONVERGE_MAX_TOKENS" 10000 "$CLIP_NORM"
-  STAGE_FORCED='' train cmlm_converged "$BIN"_distill --task translation_energy \
-    --arch cmlm_transformer "${CMLM_ARCH[@]}" --criterion nat_loss --noise random_mask \
-    --label-smoothing 0.1 --dropout "$DROPOUT" --weight-decay 0.01 --fixed-validation-seed 7 \
-    "${CE_OPT[@]}" --max-update "$CONVERGE_UPDATES" --update-freq "$CONVERGE_UPDATE_FREQ" \
-    "${DEV_BLEU[@]}" --save-interval-updates "$CONVERGE_VALID_EVERY" --keep-interval-updates 1 \
+  ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CONVERGE_MAX_TOKENS" 10000 "$CLIP_NORM" "$CONVERGE_UPDATES"
+  STAGE_FORCED='' train cmlm_converged "$BIN"_distill "${CMLM_TRAIN[@]}" "${CE_OPT[@]}" \
+    --update-freq "$CONVERGE_UPDATE_FREQ" "${DEV_BLEU[@]}" --save-interval-updates "$CONVERGE_VALID_EVERY" --keep-interval-updates 1 \
     --patience "$CONVERGE_PATIENCE"
   python scripts/plot_training.py "$WORK/logs/cmlm_converged.log" --metrics bleu loss \
     --out "$WORK/cmlm_converged.png" | sed 's/^/   /'
@@ -324,27 +323,33 @@ decode_teachers() {  # test BLEU and energy of the teachers, beam 5 and greedy
   flush_test
 }
 
-decode_lengths() {  # decode_lengths NAME SYSTEM ITERATIONS: the test split at every LENGTH_BEAMS
+# decode_lengths TABLE SYSTEM ITERATIONS OUT BIN CKPT SUBSET: SUBSET at every LENGTH_BEAMS, into
+# WORK/gen/OUT.iITERATIONS.bBEAM.txt
+decode_lengths() {
   local lbeam
   for lbeam in $LENGTH_BEAMS; do
-    translate main "$2" "$3" "$lbeam" nat "$1.i$3.b$lbeam" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
+    translate "$1" "$2" "$3" "$lbeam" nat "$4.i$3.b$lbeam" "$5" "$6" "$7" \
       --iter-decode-max-iter $(($3 - 1)) --iter-decode-with-beam "$lbeam"
   done
 }
 
-# decode_cmlm NAME SYSTEM: 1 and 10 iterations, and 1 iteration at length beam 3 with the length
-# picked by teacher energy (the plugin's --length-select energy)
-decode_cmlm() {
-  decode_lengths "$1" "$2" 1
-  decode_lengths "$1" "$2" 10
-  translate main "$2, length by energy" 1 3 nat "$1.i1.b3.energy" "$BIN" \
-    "$WORK/$1/checkpoint_best.pt" test --iter-decode-max-iter 0 --iter-decode-with-beam 3 \
-    --length-select energy --energy-path "$TEACHER"
+# decode_family TABLE SYSTEM OUT BIN CKPT SUBSET: a CMLM-family model at 1 and 10 iterations,
+# and at 1 iteration, length beam 3, with the length picked by teacher energy (the plugin's
+# --length-select energy)
+decode_family() {
+  decode_lengths "$1" "$2" 1 "${@:3}"
+  decode_lengths "$1" "$2" 10 "${@:3}"
+  translate "$1" "$2, length by energy" 1 3 nat "$3.i1.b3.energy" "${@:4}" \
+    --iter-decode-max-iter 0 --iter-decode-with-beam 3 --length-select energy --energy-path "$TEACHER"
+}
+
+decode_cmlm() {  # decode_cmlm NAME SYSTEM: WORK/NAME's main rows on the test split
+  decode_family main "$2" "$1" "$BIN" "$WORK/$1/checkpoint_best.pt" test
   flush_test
 }
 
 decode_bilstm() {  # decode_bilstm NAME SYSTEM: 1 iteration, and oracle lengths (Table 5)
-  decode_lengths "$1" "$2" 1
+  decode_lengths main "$2" 1 "$1" "$BIN" "$WORK/$1/checkpoint_best.pt" test
   translate main "$2" 1 oracle nat "$1.i1.oracle" "$BIN" "$WORK/$1/checkpoint_best.pt" test \
     --iter-decode-max-iter 0 --oracle-length
   flush_test
@@ -481,6 +486,7 @@ binarize_tests() {
 }
 
 converged_name() { echo "converged/$1_$2_lr$3_s$4"; }  # KIND CORPUS LR SEED: its WORK folder
+converged_stage_name() { converged_name "$@" | tr / _; }  # ... its stage (and log) name
 
 converged_label() {  # KIND CORPUS LR SEED: its results' system name
   local what="ENGINE" data="distilled data"
@@ -508,41 +514,32 @@ converged_run() {
 converged_lr() {
   local lr log best
   for lr in $CONVERGED_LRS; do
-    log=$WORK/logs/$(converged_name energy distilled "$lr" 1 | tr / _).log
+    log=$WORK/logs/$(converged_stage_name energy distilled "$lr" 1).log
     best=$(grep -oP 'best_energy_discrete \K[-0-9.e+]+' "$log" | tail -n 1)
     [ -n "$best" ] || { echo "!! $log: no dev energy (ENGINE_METRIC=energy?)" >&2; return 1; }
     echo "$best $lr"
   done | sort -s -g -k 1,1 | head -n 1 | cut -d ' ' -f 2
 }
 
-# decode_converged NAME SYSTEM: WORK/NAME on every test set at 1 and 10 iterations and each
-# of LENGTH_BEAMS, and at 1 iteration, length beam 3 picked by energy; table "converged SET"
+# decode_converged NAME SYSTEM: WORK/NAME's decode_family on every test set (subset test,
+# test1, ... of WORK/bin_tests, sources WORK/text/test, then WORK/text/SET); table "converged SET"
 decode_converged() {
-  local set subset=test number=0 iters lbeam out QUEUE=$WORK/pending_${1//\//_}
-  local ckpt=$WORK/$1/checkpoint_best.pt
+  local set subset=test source=$WORK/text/test.$SRC number=0 QUEUE=$WORK/pending_${1//\//_}
   rm -f "$QUEUE.tsv"
   for set in $TEST_SETS; do
-    [ "$number" = 0 ] || subset=test$number
-    out=${1//\//.}.$subset
-    for iters in 1 10; do
-      for lbeam in $LENGTH_BEAMS; do
-        translate "converged $set" "$2" "$iters" "$lbeam" nat "$out.i$iters.b$lbeam" "$BIN"_tests \
-          "$ckpt" "$subset" --iter-decode-max-iter $((iters - 1)) --iter-decode-with-beam "$lbeam"
-      done
-    done
-    translate "converged $set" "$2, length by energy" 1 3 nat "$out.i1.b3.energy" "$BIN"_tests \
-      "$ckpt" "$subset" --iter-decode-max-iter 0 --iter-decode-with-beam 3 \
-      --length-select energy --energy-path "$TEACHER"
-    if [ "$number" = 0 ]; then flush_test; else flush_energies "$WORK/text/$set.$SRC"; fi
+    [ "$number" = 0 ] || subset=test$number source=$WORK/text/$set.$SRC
+    decode_family "converged $set" "$2" "${1//\//.}.$subset" "$BIN"_tests \
+      "$WORK/$1/checkpoint_best.pt" "$subset"
+    flush_energies "$source"
     number=$((number + 1))
   done
 }
 
 converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then its decodes
   local name
-  name=$(converged_name "$@")
-  stage "${name//\//_}" converged_run "$@"
-  stage "decode_${name//\//_}" decode_converged "$name" "$(converged_label "$@")"
+  name=$(converged_stage_name "$@")
+  stage "$name" converged_run "$@"
+  stage "decode_$name" decode_converged "$(converged_name "$@")" "$(converged_label "$@")"
 }
 
 converged_stages() {
@@ -551,7 +548,7 @@ converged_stages() {
   stage decode_cmlm_converged decode_converged cmlm_converged "converged distilled CMLM"
   for lr in $CONVERGED_LRS; do
     converged_stage energy distilled "$lr" 1
-    [ -e "$WORK/.done/$(converged_name energy distilled "$lr" 1 | tr / _)" ] || pending+=" $lr"
+    [ -e "$WORK/.done/$(converged_stage_name energy distilled "$lr" 1)" ] || pending+=" $lr"
   done
   if [ -n "$pending" ]; then
     echo "   the seeds, the control and the references wait for the runs at lr$pending"

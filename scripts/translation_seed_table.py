@@ -47,9 +47,9 @@ def grouped(rows) -> Dict[str, Dict[Tuple[str, str, str], List[Dict[str, str]]]]
     groups: Dict[str, Dict] = OrderedDict()
     for (table, system, iters, lbeam), row in rows.items():
         if table.startswith(TABLE_PREFIX):
-            label, _seed = split_seed(system)
+            label, seed = split_seed(system)
             test_set = groups.setdefault(table[len(TABLE_PREFIX):], OrderedDict())
-            test_set.setdefault((label, iters, lbeam), []).append({**row, "seed": _seed})
+            test_set.setdefault((label, iters, lbeam), []).append({**row, "seed": seed})
     return groups
 
 

@@ -68,7 +68,6 @@ def _stages(work):
         return [line.split("\t")[0] for line in f.read().splitlines()[1:]]
 
 
-@pytest.mark.slow
 def _run_recipe(data, work, **variables):
     """examples/multi30k/run.sh DATA WORK with the tiny sizes and VARIABLES; its stdout."""
     env = dict(os.environ, **TINY, **variables)

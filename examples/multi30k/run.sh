@@ -15,6 +15,12 @@ if [ -z "${BPE_THRESHOLD:-}" ]; then  # 50 on the 29,000 training pairs, in prop
   [ "$BPE_THRESHOLD" -ge 1 ] || BPE_THRESHOLD=1
 fi
 
+# apply_bpe LANG: stdin through the learned BPE with LANG's vocabulary filter, to stdout
+apply_bpe() {
+  subword-nmt apply-bpe -c "$WORK/bpe/codes" --vocabulary "$WORK/bpe/vocab.$1" \
+    --vocabulary-threshold "$BPE_THRESHOLD"
+}
+
 # learn_bpe: subword-nmt's joint BPE (BPE_MERGES merges) learned on the first MAX_TRAIN training
 # pairs of DATA/tok, applied to train, val and test_2016_flickr with the vocabulary filter
 learn_bpe() {
@@ -30,10 +36,7 @@ learn_bpe() {
     --input "$WORK/tok/train.de" "$WORK/tok/train.en" -s "$BPE_MERGES" -o "$WORK/bpe/codes" \
     --write-vocabulary "$WORK/bpe/vocab.de" "$WORK/bpe/vocab.en"
   for split in train valid test; do
-    for l in de en; do
-      subword-nmt apply-bpe -c "$WORK/bpe/codes" --vocabulary "$WORK/bpe/vocab.$l" \
-        --vocabulary-threshold "$BPE_THRESHOLD" < "$WORK/tok/$split.$l" > "$WORK/bpe/$split.$l"
-    done
+    for l in de en; do apply_bpe "$l" < "$WORK/tok/$split.$l" > "$WORK/bpe/$split.$l"; done
   done
 }
 
@@ -42,10 +45,7 @@ bpe_tests() {
   local name l extra
   read -r _ extra <<< "$TEST_SETS"
   for name in $extra; do
-    for l in de en; do
-      subword-nmt apply-bpe -c "$WORK/bpe/codes" --vocabulary "$WORK/bpe/vocab.$l" \
-        --vocabulary-threshold "$BPE_THRESHOLD" < "$DATA/tok/$name.lc.norm.tok.$l" > "$WORK/bpe/$name.$l"
-    done
+    for l in de en; do apply_bpe "$l" < "$DATA/tok/$name.lc.norm.tok.$l" > "$WORK/bpe/$name.$l"; done
   done
 }
 
