@@ -208,14 +208,16 @@ cmlm() {  # cmlm NAME DATA_BIN: CMLM baseline (stock cmlm_transformer, partial m
 # cmlm_converged: the distilled CMLM trained on until its dev BLEU (1 iteration, length beam
 # 1) stops improving: cmlm_distill's last checkpoint resumed with its own schedule (warm-up of
 # CMLM_UPDATES), dev BLEU every CONVERGE_VALID_EVERY updates, stopped after CONVERGE_PATIENCE
-# validations without a better one or at CONVERGE_UPDATES; checkpoint_best = best dev BLEU
+# validations without a better one or at CONVERGE_UPDATES; checkpoint_best = best dev BLEU;
+# CONVERGE_THREADS threads (the one stage of its hours: both cores)
 cmlm_converged() {
   local save=$WORK/cmlm_converged
   [ -z "${STAGE_FORCED:-}" ] || rm -rf "$save"
   mkdir -p "$save"
   [ -e "$save/checkpoint_last.pt" ] || cp "$WORK/cmlm_distill/checkpoint_last.pt" "$save/"
   ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CONVERGE_MAX_TOKENS" 10000 "$CLIP_NORM" "$CONVERGE_UPDATES"
-  STAGE_FORCED='' train cmlm_converged "$BIN"_distill "${CMLM_TRAIN[@]}" "${CE_OPT[@]}" \
+  STAGE_FORCED='' OMP_NUM_THREADS=$CONVERGE_THREADS train cmlm_converged "$BIN"_distill \
+    "${CMLM_TRAIN[@]}" "${CE_OPT[@]}" \
     --update-freq "$CONVERGE_UPDATE_FREQ" "${DEV_BLEU[@]}" --save-interval-updates "$CONVERGE_VALID_EVERY" --keep-interval-updates 1 \
     --patience "$CONVERGE_PATIENCE"
   python scripts/plot_training.py "$WORK/logs/cmlm_converged.log" --metrics bleu loss \

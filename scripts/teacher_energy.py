@@ -70,7 +70,7 @@ def build_segmenter(codes: str, vocab: str, threshold: int):
     return lambda line: bpe.process_line(line).strip()
 
 
-def _collate(rows: Sequence[torch.Tensor], pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[torch.Tensor], pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (B, max len) tokens and (B, max len) bool mask of real positions."""
     width = max(1, max(len(r) for r in rows))
     tokens = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -82,11 +82,12 @@ def _collate(rows: Sequence[torch.Tensor], pad: int) -> Tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def sentence_energies(energy: TranslationEnergy, sources: Sequence[str],
-                      hypotheses: Sequence[str], batch_size: int) -> torch.Tensor:
-    """(N,) teacher energies (nats) of ``hypotheses[i]`` given ``sources[i]``."""
+def token_energies(energy: TranslationEnergy, sources: Sequence[str],
+                   hypotheses: Sequence[str], batch_size: int) -> List[torch.Tensor]:
+    """Per sentence, the (n_i + 1,) teacher energies (nats) of the n_i tokens of
+    ``hypotheses[i]`` given ``sources[i]``, then that of the final EOS."""
     src_dict, tgt_dict = energy.src_dict, energy.tgt_dict
-    out = []
+    out: List[torch.Tensor] = [torch.empty(0)] * len(sources)
     order = sorted(range(len(sources)), key=lambda i: len(sources[i].split()))
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
@@ -94,14 +95,20 @@ def sentence_energies(energy: TranslationEnergy, sources: Sequence[str],
                for i in batch]
         hyp = [tgt_dict.encode_line(hypotheses[i], add_if_not_exist=False,
                                     append_eos=False).long() for i in batch]
-        src_tokens, src_mask = _collate(src, src_dict.pad())
-        y, mask = _collate(hyp, tgt_dict.pad())
+        src_tokens, src_mask = pad_rows(src, src_dict.pad())
+        y, mask = pad_rows(hyp, tgt_dict.pad())
         context = energy.encode(src_tokens, src_mask.sum(1))
-        out.append((batch, energy.discrete_energy(context, y, mask)))
-    energies = torch.empty(len(sources), dtype=torch.float64)
-    for batch, values in out:
-        energies[torch.tensor(batch)] = values.double()
-    return energies
+        values = energy.token_energies(context, y, mask).double()
+        for row, i in enumerate(batch):
+            out[i] = values[row, : len(hyp[row]) + 1]
+    return out
+
+
+def sentence_energies(energy: TranslationEnergy, sources: Sequence[str],
+                      hypotheses: Sequence[str], batch_size: int) -> torch.Tensor:
+    """(N,) teacher energies (nats) of ``hypotheses[i]`` given ``sources[i]``."""
+    return torch.stack([v.sum() for v in token_energies(energy, sources, hypotheses,
+                                                        batch_size)])
 
 
 def main(argv=None) -> None:

@@ -125,6 +125,21 @@ def test_energy_matches_fairseq_generate_score_reference(teacher):
         assert ours == pytest.approx(positional, abs=6e-5)
 
 
+def test_token_energies_are_fairseq_positional_scores(teacher):
+    energy, batch = teacher["energy"], teacher["batch"]
+    target = batch["target"]  # [y_1 .. y_n eos pad ..]
+    mask = target.ne(energy.pad) & target.ne(energy.eos)
+    encoder_out = _encode(energy, batch)
+    values = energy.token_energies(encoder_out, target, mask)
+    torch.testing.assert_close(values.sum(1), energy.discrete_energy(encoder_out, target, mask))
+    for row, sample_id in enumerate(batch["id"].tolist()):
+        length = int(mask[row].sum()) + 1  # the tokens and EOS
+        _, positional = teacher["score_reference"][sample_id]
+        assert (-values[row, :length] / math.log(2)).tolist() == pytest.approx(positional,
+                                                                                abs=6e-5)
+        assert values[row, length:].eq(0).all()
+
+
 class _DummyInfnet(nn.Module):
     """Holds the energy the way a real infnet would: as a plain attribute."""
 

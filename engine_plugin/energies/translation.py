@@ -243,7 +243,12 @@ class TranslationEnergy(StructuredEnergy):
         return self.energy(context, *self.add_boundaries(inputs, outputs, mask))
 
     def discrete_energy(self, context: Any, outputs: Tensor, mask: Tensor) -> Tensor:
-        """(B,) teacher NLL of the token translations ``outputs`` followed by EOS.
+        """(B,) teacher NLL of the token translations ``outputs`` followed by EOS: the sum of
+        :meth:`token_energies`."""
+        return self.token_energies(context, outputs, mask).sum(1)
+
+    def token_energies(self, context: Any, outputs: Tensor, mask: Tensor) -> Tensor:
+        """(B, N+1) teacher NLL of each token of ``outputs``, then of the EOS after them.
 
         Computed like :meth:`relaxed_energy` of one-hot outputs (bit for bit), which for
         ordinary tokens is the stock token path (:meth:`nll`). Unlike the token path it also
@@ -255,13 +260,16 @@ class TranslationEnergy(StructuredEnergy):
             outputs: (B, N) target token ids (no start symbol, no EOS); values at masked
                 positions are ignored.
             mask: (B, N) bool, True on the first ``n_b`` positions of row ``b``.
+
+        Returns:
+            (B, N+1) nats: row ``b`` holds ``n_b`` token energies, that of EOS, then zeros.
         """
         prev_output_tokens, target = self.frame_tokens(outputs, mask)
         target_mask = torch.cat([mask.new_ones(mask.size(0), 1), mask.bool()], 1)
         embedded = self.model.decoder.embed_tokens.weight[prev_output_tokens]
         lprobs = self._log_probs_of_embeddings(context, embedded, target_mask)
         token_energy = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        return token_energy.masked_fill(~target_mask, 0.0).sum(1)
+        return token_energy.masked_fill(~target_mask, 0.0)
 
     def frame_tokens(self, tokens: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
         """The token version of :meth:`add_boundaries`: the teacher's decoder inputs and targets.
