@@ -1,16 +1,21 @@
-"""CMLM training throughput per thread count and batch shape, to choose how a long run trains.
+"""Training throughput per thread count, batch shape and concurrent runs, to choose how a
+long run trains.
 
-Resumes a CMLM checkpoint's own training configuration (its saved ``cfg``: data, model,
-optimiser and learning-rate state) for a short run at each combination of ``--threads``,
-``--max-tokens`` and ``--update-freq``, one run at a time, each in its own process with
-``OMP_NUM_THREADS`` set. Every run sees about the same number of training tokens
-(``--batches`` batches of the smallest ``--max-tokens``); the data loader starts a fresh
-epoch, nothing is saved and the checkpoint is only read. Throughput is fairseq's ``wps``
-(target tokens per second) per log interval, the first interval (warm-up) left out; reported
-are the median, the ratio to the first combination and the implied minutes per epoch.
+Resumes a checkpoint's own training configuration (its saved ``cfg``: data, model,
+criterion, optimiser and learning-rate state; a CMLM, an ENGINE infnet, a teacher) for a
+short run at each combination of ``--threads``, ``--copies`` (that many identical runs at
+once, as when two trainings share the machine), ``--max-tokens`` and ``--update-freq``,
+each run in its own process with ``OMP_NUM_THREADS`` set. Every run sees about the same
+number of training tokens (``--batches`` batches of the smallest ``--max-tokens``); the data
+loader starts a fresh epoch, nothing is saved and the checkpoint is only read. Throughput is
+fairseq's ``wps`` (target tokens per second) per log interval, the first interval (warm-up)
+left out: the median per run, summed over the copies. Reported are that total, its ratio to
+the first combination and the minutes one run takes per epoch.
 
-    python -m scripts.bench_cmlm_throughput WORK/cmlm_distill/checkpoint_last.pt \
+    python -m scripts.bench_training_throughput WORK/cmlm_distill/checkpoint_last.pt \
         --threads 1 2 --max-tokens 4096 8192 --update-freq 1 2 --json out.json
+    python -m scripts.bench_training_throughput ENGINE/checkpoint_last.pt --threads 1 2 \
+        --copies 1 2 --max-tokens 1024 --update-freq 8
 """
 
 import argparse
@@ -69,39 +74,47 @@ def epoch_tokens(checkpoint: str) -> int:
     return int(target.sizes.sum())
 
 
-def measure(args, threads: int, max_tokens: int, update_freq: int) -> dict:
-    """One combination in a child process; its median wps over the log intervals after the
-    first."""
+def measure(args, threads: int, copies: int, max_tokens: int, update_freq: int) -> dict:
+    """One combination: COPIES child processes at once; the sum of their median wps over the
+    log intervals after the first."""
     batches = args.batches * min(args.max_tokens) / max_tokens
     updates = max(8, math.ceil(batches / update_freq))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    child = subprocess.run(
-        [sys.executable, "-m", "scripts.bench_cmlm_throughput", args.checkpoint, "--child",
-         str(max_tokens), str(update_freq), str(updates)],
-        cwd=ROOT, env=env, capture_output=True, text=True)
-    wps = [float(m) for m in WPS.findall(child.stdout + child.stderr)][1:]
-    if child.returncode != 0 or not wps:
-        sys.exit(f"bench_cmlm_throughput: threads {threads}, max-tokens {max_tokens}, "
-                 f"update-freq {update_freq} failed:\n{child.stderr[-3000:]}")
-    return {"threads": threads, "max_tokens": max_tokens, "update_freq": update_freq,
-            "updates": updates, "wps": statistics.median(wps), "intervals": wps}
+    command = [sys.executable, "-m", "scripts.bench_training_throughput", args.checkpoint,
+               "--child", str(max_tokens), str(update_freq), str(updates)]
+    children = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(copies)]
+    medians = []
+    for child in children:
+        log = child.communicate()[0]
+        wps = [float(m) for m in WPS.findall(log)][1:]
+        if child.returncode != 0 or not wps:
+            sys.exit(f"bench_training_throughput: threads {threads}, max-tokens {max_tokens}, "
+                     f"update-freq {update_freq} failed:\n{log[-3000:]}")
+        medians.append(statistics.median(wps))
+    return {"threads": threads, "copies": copies, "max_tokens": max_tokens,
+            "update_freq": update_freq, "updates": updates, "wps": sum(medians),
+            "run_wps": medians}
 
 
 def report(rows, tokens: int) -> str:
     """The markdown table: throughput, ratio to the first row, minutes per epoch."""
-    lines = ["| threads | max tokens | update freq | wps | × first | min/epoch |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| threads | runs at once | max tokens | update freq | wps (all runs) | × first | "
+             "min/epoch (one run) |", "|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['threads']} | {row['max_tokens']} | {row['update_freq']} | "
-                     f"{row['wps']:.0f} | {row['wps'] / rows[0]['wps']:.2f} | "
-                     f"{tokens / row['wps'] / 60:.1f} |")
+        lines.append(f"| {row['threads']} | {row['copies']} | {row['max_tokens']} | "
+                     f"{row['update_freq']} | {row['wps']:.0f} | "
+                     f"{row['wps'] / rows[0]['wps']:.2f} | "
+                     f"{tokens * row['copies'] / row['wps'] / 60:.1f} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", help="a CMLM checkpoint_last.pt (read only)")
+    parser.add_argument("checkpoint", help="a checkpoint_last.pt to resume (read only)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--copies", type=int, nargs="+", default=[1],
+                        help="identical runs at once (default 1)")
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--update-freq", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, default=40,
@@ -112,12 +125,12 @@ def main(argv=None) -> None:
     if args.child:
         return train_briefly(args.checkpoint, *args.child)
     if not os.path.isfile(args.checkpoint):
-        sys.exit(f"bench_cmlm_throughput: no checkpoint {args.checkpoint}")
+        sys.exit(f"bench_training_throughput: no checkpoint {args.checkpoint}")
     rows = []
-    for combo in itertools.product(args.threads, args.max_tokens, args.update_freq):
+    for combo in itertools.product(args.threads, args.copies, args.max_tokens, args.update_freq):
         rows.append(measure(args, *combo))
-        print(f"threads {combo[0]}, max-tokens {combo[1]}, update-freq {combo[2]}: "
-              f"{rows[-1]['wps']:.0f} wps", file=sys.stderr, flush=True)
+        print("threads {}, runs {}, max-tokens {}, update-freq {}: ".format(*combo)
+              + f"{rows[-1]['wps']:.0f} wps", file=sys.stderr, flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(rows, out, indent=1)
