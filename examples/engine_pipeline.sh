@@ -523,18 +523,60 @@ converged_lr() {
   done | sort -s -g -k 1,1 | head -n 1 | cut -d ' ' -f 2
 }
 
-# decode_converged NAME SYSTEM: WORK/NAME's decode_family on every test set (subset test,
-# test1, ... of WORK/bin_tests, sources WORK/text/test, then WORK/text/SET); table "converged SET"
-decode_converged() {
-  local set subset=test source=$WORK/text/test.$SRC number=0 QUEUE=$WORK/pending_${1//\//_}
-  rm -f "$QUEUE.tsv"
+# each_test_set FUNCTION ARGS...: FUNCTION SET SUBSET SOURCE ARGS... for every SET of TEST_SETS,
+# SUBSET its split of WORK/bin_tests (test, test1, ...) and SOURCE its source text
+each_test_set() {
+  local set subset=test source=$WORK/text/test.$SRC number=0
   for set in $TEST_SETS; do
     [ "$number" = 0 ] || subset=test$number source=$WORK/text/$set.$SRC
-    decode_family "converged $set" "$2" "${1//\//.}.$subset" "$BIN"_tests \
-      "$WORK/$1/checkpoint_best.pt" "$subset"
-    flush_energies "$source"
+    "$1" "$set" "$subset" "$source" "${@:2}"
     number=$((number + 1))
   done
+}
+
+decode_set_converged() {  # SET SUBSET SOURCE NAME SYSTEM: WORK/NAME's decode_family on SUBSET
+  decode_family "converged $1" "$5" "${4//\//.}.$2" "$BIN"_tests "$WORK/$4/checkpoint_best.pt" "$2"
+  flush_energies "$3"
+}
+
+# decode_converged NAME SYSTEM: WORK/NAME's decode_family on every test set, table "converged SET"
+decode_converged() {
+  local QUEUE=$WORK/pending_${1//\//_}
+  rm -f "$QUEUE.tsv"
+  each_test_set decode_set_converged "$@"
+}
+
+decode_set_teacher() {  # SET SUBSET SOURCE: the transformer teacher's beam 5 on SUBSET
+  translate "converged $1" "transformer teacher" AR "beam 5" ar "teacher_transformer.beam5.$2" \
+    "$BIN"_tests "$TEACHER" "$2" --beam 5
+  flush_energies "$3"
+}
+
+decode_teacher_tests() {  # the teacher's beam 5 on every test set: BLEU, and the breakdowns' peer
+  local QUEUE=$WORK/pending_teacher_tests
+  rm -f "$QUEUE.tsv"
+  each_test_set decode_set_teacher
+}
+
+# breakdown_set SET SUBSET SOURCE NAME: WORK/NAME's outputs on SUBSET at 1 iteration and the
+# last of LENGTH_BEAMS against the teacher's beam 5 under the teacher's per-token energy
+# (teacher_energy_breakdown.py), in WORK/breakdown/NAME.SUBSET.md and .json
+breakdown_set() {
+  local out=$WORK/breakdown/${4//\//.}.$2 lbeam=${LENGTH_BEAMS##* }
+  python scripts/teacher_energy_breakdown.py --teacher "$TEACHER" --source "$3" "${SEGMENT[@]}" \
+    --beam "$WORK/gen/teacher_transformer.beam5.$2.txt" --json "$out.json" --examples 3 \
+    "$WORK/gen/${4//\//.}.$2.i1.b$lbeam.txt" > "$out.md" 2> "$WORK/logs/breakdown.log" \
+    || { tail -n 30 "$WORK/logs/breakdown.log" >&2; return 1; }
+}
+
+breakdown_converged() {  # breakdown_set for the converged CMLM and every run from it
+  local run
+  mkdir -p "$WORK/breakdown"
+  for run in cmlm_converged "$WORK"/converged/*/; do
+    run=${run%/}
+    each_test_set breakdown_set "${run#"$WORK"/}"
+  done
+  head -n 2 "$WORK"/breakdown/*.test.md | sed 's/^/   /'
 }
 
 converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then its decodes
@@ -547,6 +589,7 @@ converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then i
 converged_stages() {
   local lr seed pending=''
   stage binarize_tests binarize_tests
+  stage decode_teacher_tests decode_teacher_tests
   stage decode_cmlm_converged decode_converged cmlm_converged "converged distilled CMLM"
   for lr in $CONVERGED_LRS; do
     converged_stage energy distilled "$lr" 1
@@ -563,6 +606,7 @@ converged_stages() {
     converged_stage ce distilled "$lr" "$seed"
     converged_stage energy references "$lr" "$seed"
   done
+  stage breakdown_converged breakdown_converged
 }
 
 tables() {

@@ -7,6 +7,7 @@ CMLM and ENGINE from it (learning rate, seeds, control, references, three test s
 ``ONLY=`` reruns of a single stage."""
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -188,6 +189,19 @@ def test_engine_from_the_converged_cmlm(tmp_path):
                                                    "test_2017_mscoco": ("test1", 10)})
 
 
+def _check_breakdowns(rows, work, test_set, subset, count, names):
+    """Each model's breakdown on SUBSET: every sentence, the teacher's beam energy as its
+    results row has it."""
+    teacher = [r for r in rows if r["table"] == f"converged {test_set}"
+               and r["system"] == "transformer teacher"]
+    assert len(teacher) == 1
+    for name in names:
+        summary = json.loads((work / "breakdown" / f"{name}.{subset}.json").read_text())
+        assert summary["sentences"] == count
+        assert summary["energy"]["beam"] == pytest.approx(float(teacher[0]["energy"]), abs=2e-3)
+        assert "below the beam" in (work / "breakdown" / f"{name}.{subset}.md").read_text()
+
+
 def _check_engine_converged(rows, work, test_sets):
     """The learning rate of the lower seed-1 dev energy; at it the other seed, the CE control
     and the references; every run and the converged CMLM decoded on the three test sets."""
@@ -213,7 +227,9 @@ def _check_engine_converged(rows, work, test_sets):
         assert {"converged distilled CMLM", "converged distilled CMLM, length by energy",
                 f"ENGINE, references, lr={lr}, seed 2",
                 f"cross-entropy control, distilled data, lr={lr}, seed 1"} <= systems
-        assert len(systems) == 2 * (1 + len(runs)), systems
+        assert len(systems) == 2 * (1 + len(runs)) + 1, systems  # and the teacher
+        _check_breakdowns(rows, work, test_set, subset, count, ["cmlm_converged"] + [
+            f"converged.{run}" for run in runs])
     tables = (work / "tables.md").read_text()
     assert all(f"#### {test_set}" in tables for test_set in test_sets)
     assert f"| ENGINE, distilled data, lr={lr} | 1,2 | 10 | 1 |" in tables
