@@ -41,6 +41,7 @@ from scripts.teacher_energy import build_segmenter, read_hypotheses, token_energ
 
 CLASSES = ("comma", "repeat", "subword", "other", "end")
 REFERENCE = re.compile(r"^T-(\d+)\t(.*)$")
+EXAMPLE_TOKENS = 60  # an example shows at most this many tokens
 
 
 def token_classes(tokens: Sequence[str]) -> List[str]:
@@ -59,14 +60,15 @@ def token_classes(tokens: Sequence[str]) -> List[str]:
 
 
 def class_table(outputs: Sequence[str], energies: Sequence[List[float]]) -> Dict[str, Dict]:
-    """Per class: ``share`` of all tokens (EOS included) and ``energy``, their mean energy."""
+    """Per class: ``share`` of all tokens (EOS included) and ``energy``, their mean energy
+    (None for a class without tokens)."""
     totals = {name: [0, 0.0] for name in CLASSES}
     for output, values in zip(outputs, energies):
         for name, value in zip(token_classes(output.split()), values):
             totals[name][0] += 1
             totals[name][1] += value
     count = sum(n for n, _ in totals.values())
-    return {name: {"share": n / count, "energy": total / n if n else float("nan")}
+    return {name: {"share": n / count, "energy": total / n if n else None}
             for name, (n, total) in totals.items()}
 
 
@@ -132,6 +134,10 @@ def read_references(path: str) -> Dict[int, str]:
     return {i: line.rstrip("\n") for i, line in found.items()}
 
 
+def _nats(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def report(summary: Dict) -> str:
     """Markdown: the sentence-level shares, then the token-class table."""
     same = summary["same_length"]
@@ -147,23 +153,25 @@ def report(summary: Dict) -> str:
               "|---|---|---|---|---|"]
     for name in CLASSES:
         m, b = summary["classes"]["model"][name], summary["classes"]["beam"][name]
-        lines.append(f"| {name} | {100 * m['share']:.1f}% | {m['energy']:.2f} | "
-                     f"{100 * b['share']:.1f}% | {b['energy']:.2f} |")
+        lines.append(f"| {name} | {100 * m['share']:.1f}% | {_nats(m['energy'])} | "
+                     f"{100 * b['share']:.1f}% | {_nats(b['energy'])} |")
     return "\n".join(lines)
 
 
 def examples(model: Dict, beam: Dict, count: int) -> str:
     """The COUNT sentences most below the beam in energy with a lower sentence BLEU, each
-    token with its energy."""
+    token (the first EXAMPLE_TOKENS) with its energy."""
     gaps = [(sum(b) - sum(m), i) for i, (m, b) in enumerate(zip(model["energies"],
             beam["energies"])) if sum(m) < sum(b) and model["bleu"][i] < beam["bleu"][i]]
     lines = []
     for _, i in sorted(gaps, reverse=True)[:count]:
         for name, side in (("model", model), ("beam", beam)):
             tokens = side["outputs"][i].split() + ["</s>"]
+            shown = [f"{t}:{e:.1f}" for t, e in zip(tokens, side["energies"][i])]
+            if len(shown) > EXAMPLE_TOKENS:
+                shown = shown[:EXAMPLE_TOKENS] + [f"... ({len(tokens)} tokens)"]
             lines.append(f"{name} (energy {sum(side['energies'][i]):.2f}, BLEU "
-                         f"{side['bleu'][i]:.1f}): " + " ".join(
-                             f"{t}:{e:.1f}" for t, e in zip(tokens, side["energies"][i])))
+                         f"{side['bleu'][i]:.1f}): " + " ".join(shown))
         lines.append("")
     return "\n".join(lines)
 

@@ -38,7 +38,10 @@ def test_comparison_with_the_beam_on_hand_made_energies():
     assert same["sentences"] == 2 and same["below_beam"] == pytest.approx(0.5)
     assert same["energy"] == pytest.approx({"model": 6.5, "beam": 4.0})
     assert same["positions"]["model"] == pytest.approx([5.0, 0.75, 0.5, 1.0])
-    assert "below the beam with a lower sentence BLEU 33.3%" in breakdown.report(summary)
+    assert summary["classes"]["beam"]["comma"] == {"share": 0.0, "energy": None}
+    shown_report = breakdown.report(summary)
+    assert "below the beam with a lower sentence BLEU 33.3%" in shown_report
+    assert "| comma | 0.0% | - |" not in shown_report and "| 0.0% | - |" in shown_report
     shown = breakdown.examples(model, beam, 5).splitlines()
     assert shown[0] == "model (energy 3.00, BLEU 10.0): a:1.0 ,:0.5 ,:0.5 </s>:1.0"
     assert len([line for line in shown if line]) == 2  # one exploit: the model, the beam
@@ -91,3 +94,11 @@ def test_token_energies_sum_to_the_sentence_energy_whatever_the_batching(tiny_te
         torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
     sums = teacher_energy.sentence_energies(energy, sources, references, 7)
     torch.testing.assert_close(sums, torch.stack([v.sum() for v in one_by_one]))
+
+
+def test_a_long_example_is_cut_and_says_its_length():
+    long = " ".join(["x"] * 100)
+    model = _side([long], [[0.1] * 101], [0.0])
+    beam = _side(["y"], [[50.0, 1.0]], [20.0])
+    line = breakdown.examples(model, beam, 1).splitlines()[0]
+    assert line.count("x:0.1") == breakdown.EXAMPLE_TOKENS and line.endswith("... (101 tokens)")
