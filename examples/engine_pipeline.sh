@@ -209,14 +209,14 @@ cmlm() {  # cmlm NAME DATA_BIN: CMLM baseline (stock cmlm_transformer, partial m
 # 1) stops improving: cmlm_distill's last checkpoint resumed with its own schedule (warm-up of
 # CMLM_UPDATES), dev BLEU every CONVERGE_VALID_EVERY updates, stopped after CONVERGE_PATIENCE
 # validations without a better one or at CONVERGE_UPDATES; checkpoint_best = best dev BLEU;
-# CONVERGE_THREADS threads (the one stage of its hours: both cores)
+# CONVERGED_THREADS threads
 cmlm_converged() {
   local save=$WORK/cmlm_converged
   [ -z "${STAGE_FORCED:-}" ] || rm -rf "$save"
   mkdir -p "$save"
   [ -e "$save/checkpoint_last.pt" ] || cp "$WORK/cmlm_distill/checkpoint_last.pt" "$save/"
   ce_opt "$NAT_LR" "$CMLM_UPDATES" "$CONVERGE_MAX_TOKENS" 10000 "$CLIP_NORM" "$CONVERGE_UPDATES"
-  STAGE_FORCED='' OMP_NUM_THREADS=$CONVERGE_THREADS train cmlm_converged "$BIN"_distill \
+  STAGE_FORCED='' OMP_NUM_THREADS=$CONVERGED_THREADS train cmlm_converged "$BIN"_distill \
     "${CMLM_TRAIN[@]}" "${CE_OPT[@]}" \
     --update-freq "$CONVERGE_UPDATE_FREQ" "${DEV_BLEU[@]}" --save-interval-updates "$CONVERGE_VALID_EVERY" --keep-interval-updates 1 \
     --patience "$CONVERGE_PATIENCE"
@@ -586,8 +586,9 @@ converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then i
   stage "decode_$name" decode_converged "$(converged_name "$@")" "$(converged_label "$@")"
 }
 
-converged_stages() {
-  local lr seed pending=''
+converged_stages() {  # one stage at a time on CONVERGED_THREADS threads
+  local lr seed pending='' OMP_NUM_THREADS=$CONVERGED_THREADS
+  export OMP_NUM_THREADS
   stage binarize_tests binarize_tests
   stage decode_teacher_tests decode_teacher_tests
   stage decode_cmlm_converged decode_converged cmlm_converged "converged distilled CMLM"
