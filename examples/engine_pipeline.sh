@@ -569,14 +569,18 @@ breakdown_set() {
     || { tail -n 30 "$WORK/logs/breakdown.log" >&2; return 1; }
 }
 
-breakdown_converged() {  # breakdown_set for the converged CMLM and every run from it
+# breakdown_converged: breakdown_set for the converged CMLM and every run from it whose decodes
+# have finished
+breakdown_converged() {
   local run
   mkdir -p "$WORK/breakdown"
   for run in cmlm_converged "$WORK"/converged/*/; do
     run=${run%/}
-    each_test_set breakdown_set "${run#"$WORK"/}"
+    run=${run#"$WORK"/}
+    [ -e "$WORK/.done/decode_${run//\//_}" ] || continue
+    each_test_set breakdown_set "$run"
   done
-  head -n 2 "$WORK"/breakdown/*.test.md | sed 's/^/   /'
+  for run in "$WORK"/breakdown/*.test.md; do echo "   $(basename "$run" .test.md): $(head -n 1 "$run")"; done
 }
 
 converged_stage() {  # converged_stage KIND CORPUS LR SEED: its training, then its decodes
