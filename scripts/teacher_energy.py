@@ -70,6 +70,19 @@ def build_segmenter(codes: str, vocab: str, threshold: int):
     return lambda line: bpe.process_line(line).strip()
 
 
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """``--source`` and the BPE options that segment word outputs again (:func:`segmenter_of`)."""
+    parser.add_argument("--source", required=True, help="sources, in the teacher's subwords")
+    parser.add_argument("--bpe-codes", default="", help="re-segment word outputs with these codes")
+    parser.add_argument("--bpe-vocab", default="", help="subword-nmt vocabulary filter (target side)")
+    parser.add_argument("--bpe-threshold", type=int, default=0)
+
+
+def segmenter_of(args: argparse.Namespace):
+    """:func:`build_segmenter` of the options of :func:`add_source_options`."""
+    return build_segmenter(args.bpe_codes, args.bpe_vocab, args.bpe_threshold)
+
+
 def pad_rows(rows: Sequence[torch.Tensor], pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (B, max len) tokens and (B, max len) bool mask of real positions."""
     width = max(1, max(len(r) for r in rows))
@@ -115,10 +128,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", action="append", required=True,
                         help="teacher checkpoint (repeat for several teachers)")
-    parser.add_argument("--source", required=True, help="sources, in the teacher's subwords")
-    parser.add_argument("--bpe-codes", default="", help="re-segment word hypotheses with these codes")
-    parser.add_argument("--bpe-vocab", default="", help="subword-nmt vocabulary filter (target side)")
-    parser.add_argument("--bpe-threshold", type=int, default=0)
+    add_source_options(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("inputs", nargs="+", help="fairseq-generate outputs or hypothesis files")
     args = parser.parse_args(argv)
@@ -126,7 +136,7 @@ def main(argv=None) -> None:
 
     with open(args.source, encoding="utf-8") as f:
         all_sources = f.read().splitlines()
-    segment = build_segmenter(args.bpe_codes, args.bpe_vocab, args.bpe_threshold)
+    segment = segmenter_of(args)
     energies = [TranslationEnergy.from_checkpoint(path) for path in args.teacher]
     for path in args.inputs:
         pairs = read_hypotheses(path, len(all_sources))

@@ -37,7 +37,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine_plugin.energies.translation import TranslationEnergy  # noqa: E402
 from scripts.script_errors import exit_status  # noqa: E402
-from scripts.teacher_energy import build_segmenter, read_hypotheses, token_energies  # noqa: E402
+from scripts.teacher_energy import (add_source_options, read_hypotheses, segmenter_of,  # noqa: E402
+                                    token_energies)
 
 CLASSES = ("comma", "repeat", "subword", "other", "end")
 REFERENCE = re.compile(r"^T-(\d+)\t(.*)$")
@@ -81,14 +82,12 @@ def sentence_bleu(hypothesis: str, reference: str) -> float:
 def compare(model: Dict, beam: Dict) -> Dict:
     """The summary of a model's outputs against the beam's (both as built by :func:`scored`)."""
     n = len(model["energies"])
-    model_total = [sum(v) for v in model["energies"]]
-    beam_total = [sum(v) for v in beam["energies"]]
-    below = [m < b for m, b in zip(model_total, beam_total)]
+    below = [m < b for m, b in zip(model["totals"], beam["totals"])]
     worse = [m < b for m, b in zip(model["bleu"], beam["bleu"])]
     same = [i for i in range(n) if len(model["energies"][i]) == len(beam["energies"][i])]
     return {
         "sentences": n,
-        "energy": {"model": sum(model_total) / n, "beam": sum(beam_total) / n},
+        "energy": {"model": sum(model["totals"]) / n, "beam": sum(beam["totals"]) / n},
         "below_beam": sum(below) / n,
         "below_beam_and_worse": sum(b and w for b, w in zip(below, worse)) / n,
         "classes": {"model": class_table(model["outputs"], model["energies"]),
@@ -107,21 +106,24 @@ def same_length(model: Dict, beam: Dict, indices: Sequence[int]) -> Dict:
     positions = {name: [sum(v[t] for v in rows if t < len(v)) / sum(t < len(v) for v in rows)
                         for t in range(width)] for name, rows in pick.items()}
     return {"sentences": len(indices),
-            "energy": {name: sum(map(sum, rows)) / len(rows) for name, rows in pick.items()},
-            "below_beam": sum(sum(m) < sum(b) for m, b in zip(*pick.values())) / len(indices),
+            "energy": {name: sum(side["totals"][i] for i in indices) / len(indices)
+                       for name, side in (("model", model), ("beam", beam))},
+            "below_beam": sum(model["totals"][i] < beam["totals"][i] for i in indices)
+            / len(indices),
             "positions": positions}
 
 
 def scored(path: str, energy: TranslationEnergy, sources: List[str], segment,
            references: Dict[int, str]) -> Dict:
-    """A generate output's BPE outputs, per-token energies and sentence BLEU, by sentence."""
+    """A generate output's BPE outputs, per-token energies, their sums (``totals``) and
+    sentence BLEU, by sentence."""
     pairs = read_hypotheses(path, len(sources))
     if [i for i, _ in pairs] != sorted(references):
         raise ValueError(f"{path}: not the sentences of the model output")
     outputs = [segment(h) for _, h in pairs]
-    return {"outputs": outputs,
-            "energies": [v.tolist() for v in token_energies(
-                energy, [sources[i] for i, _ in pairs], outputs, batch_size=64)],
+    energies = [v.tolist() for v in token_energies(
+        energy, [sources[i] for i, _ in pairs], outputs, batch_size=64)]
+    return {"outputs": outputs, "energies": energies, "totals": [sum(v) for v in energies],
             "bleu": [sentence_bleu(h, references[i]) for i, h in pairs]}
 
 
@@ -131,7 +133,7 @@ def read_references(path: str) -> Dict[int, str]:
         found = {int(m.group(1)): m.group(2) for m in map(REFERENCE.match, f) if m}
     if not found:
         raise ValueError(f"{path}: no T- (reference) lines; generate with the references")
-    return {i: line.rstrip("\n") for i, line in found.items()}
+    return found
 
 
 def _nats(value) -> str:
@@ -161,8 +163,8 @@ def report(summary: Dict) -> str:
 def examples(model: Dict, beam: Dict, count: int) -> str:
     """The COUNT sentences most below the beam in energy with a lower sentence BLEU, each
     token (the first EXAMPLE_TOKENS) with its energy."""
-    gaps = [(sum(b) - sum(m), i) for i, (m, b) in enumerate(zip(model["energies"],
-            beam["energies"])) if sum(m) < sum(b) and model["bleu"][i] < beam["bleu"][i]]
+    gaps = [(b - m, i) for i, (m, b) in enumerate(zip(model["totals"], beam["totals"]))
+            if m < b and model["bleu"][i] < beam["bleu"][i]]
     lines = []
     for _, i in sorted(gaps, reverse=True)[:count]:
         for name, side in (("model", model), ("beam", beam)):
@@ -170,7 +172,7 @@ def examples(model: Dict, beam: Dict, count: int) -> str:
             shown = [f"{t}:{e:.1f}" for t, e in zip(tokens, side["energies"][i])]
             if len(shown) > EXAMPLE_TOKENS:
                 shown = shown[:EXAMPLE_TOKENS] + [f"... ({len(tokens)} tokens)"]
-            lines.append(f"{name} (energy {sum(side['energies'][i]):.2f}, BLEU "
+            lines.append(f"{name} (energy {side['totals'][i]:.2f}, BLEU "
                          f"{side['bleu'][i]:.1f}): " + " ".join(shown))
         lines.append("")
     return "\n".join(lines)
@@ -180,7 +182,7 @@ def analyse(args) -> None:
     """Scores both outputs, prints the report (and examples), writes the JSON."""
     with open(args.source, encoding="utf-8") as f:
         sources = f.read().splitlines()
-    segment = build_segmenter(args.bpe_codes, args.bpe_vocab, args.bpe_threshold)
+    segment = segmenter_of(args)
     energy = TranslationEnergy.from_checkpoint(args.teacher)
     references = read_references(args.model)
     model, beam = (scored(path, energy, sources, segment, references)
@@ -197,11 +199,8 @@ def analyse(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", required=True, help="the teacher checkpoint")
-    parser.add_argument("--source", required=True, help="sources, in the teacher's subwords")
+    add_source_options(parser)
     parser.add_argument("--beam", required=True, help="the teacher's beam-search generate output")
-    parser.add_argument("--bpe-codes", default="", help="re-segment word outputs with these codes")
-    parser.add_argument("--bpe-vocab", default="", help="subword-nmt vocabulary filter (target side)")
-    parser.add_argument("--bpe-threshold", type=int, default=0)
     parser.add_argument("--json", help="also write the summary, positions included, here")
     parser.add_argument("--examples", type=int, default=0, help="print this many exploits")
     parser.add_argument("model", help="the model's generate output")

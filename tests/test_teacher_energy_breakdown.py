@@ -19,7 +19,8 @@ def test_token_classes_of_a_hand_made_sentence():
 
 
 def _side(outputs, energies, bleu):
-    return {"outputs": outputs, "energies": energies, "bleu": bleu}
+    return {"outputs": outputs, "energies": energies, "totals": [sum(v) for v in energies],
+            "bleu": bleu}
 
 
 def test_comparison_with_the_beam_on_hand_made_energies():
