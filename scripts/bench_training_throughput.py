@@ -89,6 +89,8 @@ def measure(args, threads: int, copies: int, max_tokens: int, update_freq: int) 
         log = child.communicate()[0]
         wps = [float(m) for m in WPS.findall(log)][1:]
         if child.returncode != 0 or not wps:
+            for other in children:
+                other.kill()  # a failed combination stops the runs beside it
             sys.exit(f"bench_training_throughput: threads {threads}, max-tokens {max_tokens}, "
                      f"update-freq {update_freq} failed:\n{log[-3000:]}")
         medians.append(statistics.median(wps))
