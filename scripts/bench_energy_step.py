@@ -9,12 +9,15 @@ process, through ``task.train_step`` (forward, backward) followed by an Adam ste
   baseline's step, with its length loss);
 - energy: task ``translation_energy``, criterion ``energy_loss --energy-path TEACHER --o1
   O1 --o2 O2 --ce-weight 0 --noise full_mask`` (ENGINE's step: the infnet's forward and
-  backward plus the frozen teacher's forward and backward on relaxed inputs).
+  backward plus the frozen teacher's forward and backward on relaxed inputs);
+- the same with ``--log-train-energy`` (one more teacher forward, for the discrete energy
+  of the training log);
+- the cross-entropy control: ``energy_loss --energy-weight 0`` (no teacher at all).
 
 After ``--warmup`` steps of each, the batches are timed ``--repeats`` times, alternating
 CE / energy batch by batch so both see the same machine load. Reported per method: the
 median milliseconds per step and median target tokens per second over all timed steps, and
-the ratio energy / CE. Prints a Markdown table.
+each one's time relative to CE. Prints a Markdown table.
 
     python scripts/bench_energy_step.py --data WORK/bin \\
         --teacher WORK/teacher_transformer/checkpoint_last.pt \\
@@ -73,7 +76,7 @@ def batches(task, max_tokens, count, seed):
     return out
 
 
-def main(argv=None) -> None:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="binarised data of the teacher")
     parser.add_argument("--teacher", required=True, help="AR teacher checkpoint (the energy)")
@@ -89,11 +92,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.INFO)
+    return parser.parse_args(argv)
 
+
+def build_methods(args):
+    """{name: (task, model, criterion)}: the CMLM step first (the ratios' base), then
+    ENGINE's step, ENGINE's step that also logs the discrete energy, and the cross-entropy
+    control's step (energy_loss under --energy-weight 0)."""
     arch = ["--arch", "cmlm_infnet", "--encoder-layers", str(args.layers),
             "--decoder-layers", str(args.layers), "--encoder-embed-dim", str(args.dim),
             "--decoder-embed-dim", str(args.dim), "--encoder-ffn-embed-dim", str(args.ffn),
@@ -102,16 +107,27 @@ def main(argv=None) -> None:
             "--share-all-embeddings", "--encoder-learned-pos", "--decoder-learned-pos",
             "--apply-bert-init", "--dropout", "0.1", "--seed", str(args.seed),
             *fairseq_device_flags()]
-    methods = {
+    energy = ["--task", "translation_energy", "--criterion", "energy_loss",
+              "--energy-path", args.teacher, "--o1", args.o1, "--o2", args.o2,
+              "--noise", "full_mask"]
+    operators = f"O1={args.o1.upper()}, O2={args.o2.upper()}"
+    return {
         "CMLM cross-entropy (nat_loss)": build(args.data, arch, [
             "--task", "translation_lev", "--criterion", "nat_loss", "--noise", "random_mask",
             "--label-smoothing", "0.1"]),
-        f"ENGINE energy (energy_loss, O1={args.o1.upper()}, O2={args.o2.upper()})": build(
-            args.data, arch, [
-                "--task", "translation_energy", "--criterion", "energy_loss",
-                "--energy-path", args.teacher, "--o1", args.o1, "--o2", args.o2,
-                "--ce-weight", "0", "--noise", "full_mask"]),
+        f"ENGINE energy (energy_loss, {operators})": build(
+            args.data, arch, [*energy, "--ce-weight", "0"]),
+        f"ENGINE energy, --log-train-energy ({operators})": build(
+            args.data, arch, [*energy, "--ce-weight", "0", "--log-train-energy"]),
+        "cross-entropy control (energy_loss --energy-weight 0)": build(
+            args.data, arch, [*energy, "--energy-weight", "0", "--label-smoothing", "0.1"]),
     }
+
+
+def time_steps(methods, samples, warmup, repeats):
+    """{name: (seconds per step, target tokens/s)}, each a list over the timed steps: after
+    ``warmup`` steps of each method, ``repeats`` passes over ``samples``, the methods'
+    order alternating batch by batch. Every model starts from the first's weights."""
     names = list(methods)
     reference_state = methods[names[0]][1].state_dict()
     optimizers = {}
@@ -120,34 +136,40 @@ def main(argv=None) -> None:
         model.load_state_dict(reference_state)  # same size, same initial weights
         model.to(device).train()
         optimizers[name] = torch.optim.Adam(model.parameters(), lr=1e-5)
-    samples = [utils.move_to_cuda(s) if use_gpu() else s
-               for s in batches(methods[names[0]][0], args.max_tokens, args.batches, args.seed)]
 
     def step(name, sample, update):
         task, model, criterion = methods[name]
-        optimizer = optimizers[name]
         synchronize()
         start = time.perf_counter()
         task.train_step(sample, model, criterion, _Backward(), update)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizers[name].step()
+        optimizers[name].zero_grad(set_to_none=True)
         synchronize()
         return time.perf_counter() - start
 
-    for i in range(args.warmup):
+    for i in range(warmup):
         for name in names:
             step(name, samples[i % len(samples)], i)
-    times = {name: [] for name in names}
-    rates = {name: [] for name in names}
-    for r in range(args.repeats):
+    timed = {name: ([], []) for name in names}
+    for r in range(repeats):
         for i, sample in enumerate(samples):
-            tokens = sample["ntokens"]
-            order = names if (r + i) % 2 == 0 else names[::-1]
-            for name in order:
-                seconds = step(name, sample, args.warmup + r * len(samples) + i)
-                times[name].append(seconds)
-                rates[name].append(tokens / seconds)
+            for name in names if (r + i) % 2 == 0 else names[::-1]:
+                seconds = step(name, sample, warmup + r * len(samples) + i)
+                timed[name][0].append(seconds)
+                timed[name][1].append(sample["ntokens"] / seconds)
+    return timed
 
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.INFO)
+    methods = build_methods(args)
+    first_task = next(iter(methods.values()))[0]
+    samples = [utils.move_to_cuda(s) if use_gpu() else s
+               for s in batches(first_task, args.max_tokens, args.batches, args.seed)]
+    timed = time_steps(methods, samples, args.warmup, args.repeats)
     ntokens = sum(s["ntokens"] for s in samples)
     print(f"Training steps on {len(samples)} batches of <= {args.max_tokens} tokens "
           f"({ntokens} target tokens), {args.layers}-layer {args.dim}-d NAT transformer, "
@@ -155,10 +177,10 @@ def main(argv=None) -> None:
           f"{args.repeats} x {len(samples)} timed steps\n")
     print("| step | ms / step | target tokens / s | relative time |")
     print("|---|---:|---:|---:|")
-    base = statistics.median(times[names[0]])
-    for name in names:
-        ms = statistics.median(times[name])
-        print(f"| {name} | {1000 * ms:.0f} | {statistics.median(rates[name]):.0f} "
+    base = statistics.median(next(iter(timed.values()))[0])
+    for name, (seconds, rates) in timed.items():
+        ms = statistics.median(seconds)
+        print(f"| {name} | {1000 * ms:.0f} | {statistics.median(rates):.0f} "
               f"| {ms / base:.2f}x |")
 
 

@@ -59,3 +59,40 @@ def test_special_symbol_counter_on_a_hand_made_output():
                                        "special_bos=16.67% special_early_eos=16.67% slots=6")
     assert model.pad == 1  # everything else is the wrapped model's
     assert InferenceReport().symbol_summary() == ""
+
+
+def _train_step(tiny_teachers, *extra, training=True):
+    """The loss, log and gradient of one criterion call on 8 fully masked sentences."""
+    task, model, criterion = build(tiny_teachers, "cmlm_infnet", *extra)
+    sample = whole_split(task, size=8)
+    sample["prev_target"] = task.inject_noise(sample["target"])
+    model.train(training)
+    torch.manual_seed(3)
+    loss, _, log = criterion(model, sample)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return loss, log, grads, criterion
+
+
+def test_training_steps_compute_only_the_energy_the_loss_needs(tiny_teachers):
+    loss, log, grads, _ = _train_step(tiny_teachers)
+    full_loss, full_log, full_grads, _ = _train_step(tiny_teachers, "--log-train-energy")
+    assert "energy_discrete" not in log and "energy_discrete" in full_log
+    assert torch.equal(loss, full_loss) and torch.equal(grads, full_grads)
+    assert log["energy"] == full_log["energy"]
+    _, valid_log, _, _ = _train_step(tiny_teachers, training=False)
+    assert {"energy", "energy_discrete"} <= set(valid_log)
+
+
+def test_cross_entropy_control_trains_without_the_teacher(tiny_teachers, monkeypatch):
+    control = ("--energy-weight", "0", "--label-smoothing", "0.1")
+    _, logged, logged_grads, criterion = _train_step(tiny_teachers, *control, "--log-train-energy")
+    assert {"energy", "energy_discrete"} <= set(logged)
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran at a training step of the control")
+
+    monkeypatch.setattr(type(criterion.energy), "condition", no_teacher)
+    loss, log, grads, _ = _train_step(tiny_teachers, *control)
+    assert "energy" not in log and "energy_discrete" not in log
+    assert torch.equal(grads, logged_grads) and loss == logged["loss"]

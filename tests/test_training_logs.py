@@ -6,9 +6,10 @@ from scripts.plot_training import main as plot_main
 from scripts.plot_training import read_log, read_tensorboard
 
 ENERGY_LOSS = ("energy", "energy_discrete", "ce", "loss", "acc")
-CURVES = {  # criterion -> split -> metrics (crf_nll decodes for accuracy in validation only)
+CURVES = {  # criterion -> split -> metrics (crf_nll decodes for accuracy in validation only;
+    # energy_loss computes the discrete energy in validation only, without --log-train-energy)
     "crf_nll": {"train": ("loss", "loss_per_token"), "valid": ("loss", "acc")},
-    "energy_loss": {"train": ENERGY_LOSS, "valid": ENERGY_LOSS},
+    "energy_loss": {"train": ("energy", "ce", "loss", "acc"), "valid": ENERGY_LOSS},
 }
 
 

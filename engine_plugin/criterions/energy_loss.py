@@ -55,6 +55,13 @@ class EnergyLossConfig(FairseqDataclass):
                           "output tokens (the ENGINE authors' released code) before each "
                           "update; logged values stay per sentence"},
     )
+    log_train_energy: bool = field(
+        default=False,
+        metadata={"help": "also compute, at training steps, the energies the loss does not "
+                          "need (the discrete energy; the relaxed one under --energy-weight "
+                          "0), for the training log: a frozen-energy forward more per step. "
+                          "Validation always logs both"},
+    )
 
 
 @register_criterion("energy_loss", dataclass=EnergyLossConfig)
@@ -97,20 +104,32 @@ class EnergyLossCriterion(FairseqCriterion):
         for name, value in out.extra_losses.items():
             log[name] = value.data
         if self.energy is not None:
-            if out.logits.device != self._energy_device:
-                self.energy.to(out.logits.device)
-                self._energy_device = out.logits.device
-            context = self.energy.condition(sample["net_input"])
-            relaxed = self.energy.relaxed_energy(context, out.logits, mask, self.cfg.o1,
-                                                 self.cfg.o2).sum()
-            if self.cfg.energy_weight != 0:
-                loss = loss + self.cfg.energy_weight * relaxed
-            with torch.no_grad():
-                discrete = self.energy.discrete_energy(context, out.logits.argmax(-1), mask)
-            log["energy"] = relaxed.data
-            log["energy_discrete"] = discrete.sum().data
+            loss = loss + self._energy_terms(sample, out, log, log_energies=not model.training
+                                             or self.cfg.log_train_energy)
         log["loss"] = loss.data
         return loss, log["sample_size"], log
+
+    def _energy_terms(self, sample, out, log, log_energies: bool):
+        """``w · Σ_x E(x, O(A(x)))``, the energy term of the loss (0 under --energy-weight
+        0), from ``out.logits`` (B, T, V) over ``out.mask`` (B, T). With ``log_energies``, the
+        relaxed and the discrete (argmax) energies are also written to ``log``; without,
+        only what the loss needs is computed (no teacher forward at all under weight 0)."""
+        train_energy = self.cfg.energy_weight != 0
+        if not (train_energy or log_energies):
+            return 0.0
+        if out.logits.device != self._energy_device:
+            self.energy.to(out.logits.device)
+            self._energy_device = out.logits.device
+        context = self.energy.condition(sample["net_input"])
+        with torch.set_grad_enabled(train_energy and torch.is_grad_enabled()):
+            relaxed = self.energy.relaxed_energy(context, out.logits, out.mask, self.cfg.o1,
+                                                 self.cfg.o2).sum()
+        log["energy"] = relaxed.data
+        if log_energies:
+            with torch.no_grad():
+                discrete = self.energy.discrete_energy(context, out.logits.argmax(-1), out.mask)
+            log["energy_discrete"] = discrete.sum().data
+        return self.cfg.energy_weight * relaxed if train_energy else 0.0
 
     def sample_size(self, sentences: int, mask) -> int:
         """What fairseq divides the summed loss by: sentences, or real output tokens of
