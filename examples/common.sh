@@ -49,16 +49,28 @@ case "$DEVICE" in
 esac
 export DEVICE
 
+# only_selects NAME: whether ONLY is unset or one of its words (names or shell patterns)
+# matches NAME
+only_selects() {
+  local word words
+  [ -n "${ONLY:-}" ] || return 0
+  read -r -a words <<< "${ONLY//,/ }"  # no pathname expansion of the patterns
+  for word in "${words[@]}"; do
+    # shellcheck disable=SC2053  # the word is a pattern on purpose
+    [[ $1 == $word ]] && return 0
+  done
+  return 1
+}
+
 # stage NAME CMD...: runs CMD as the stage NAME of WORK. A stage that finishes leaves
 # WORK/.done/NAME and a "NAME<TAB>seconds<TAB>finished" line in WORK/timings.tsv; a rerun skips
 # it. FORCE=1 redoes finished stages (STAGE_FORCED is then set for CMD, e.g. to start a
-# training afresh instead of resuming it); ONLY="NAME,..." (commas or spaces) runs just those.
+# training afresh instead of resuming it); ONLY="NAME,..." (commas or spaces; shell patterns
+# such as 'decode_*' too) runs just those.
 stage() {
   local name=$1 STAGE_FORCED='' start seconds
   shift
-  if [ -n "${ONLY:-}" ] && [[ " ${ONLY//,/ } " != *" $name "* ]]; then
-    return 0
-  fi
+  only_selects "$name" || return 0
   if [ -e "$WORK/.done/$name" ]; then
     if [ -z "${FORCE:-}" ]; then
       echo "== [$name] already done, skipped (WORK/.done/$name; FORCE=1 redoes it)"

@@ -291,3 +291,17 @@ def test_translation_readmes_show_their_presets_defaults(folder, preset):
         readme = f.read()
     rows = engine_preset.read_table(TABLE)
     assert engine_preset.markdown(rows, [preset]) in readme
+
+
+def test_only_takes_names_and_shell_patterns(tmp_path):
+    work = tmp_path / "work"
+    (tmp_path / "three_file").write_text("")  # a pattern must not expand to file names
+    script = (f'cd {tmp_path}; source {ROOT}/examples/common.sh; WORK={work}; mkdir -p "$WORK"; '
+              'count() { echo "$1" >> "$WORK/runs"; }; '
+              'for s in one two three decode_one; do stage $s count $s; done')
+    assert _bash(script, env={"ONLY": "t*, decode_one"}).returncode == 0
+    assert (work / "runs").read_text() == "two\nthree\ndecode_one\n"
+    assert _bash(script, env={"ONLY": "*_one"}).returncode == 0
+    assert (work / "runs").read_text().splitlines()[3:] == []  # decode_one done already
+    assert _bash(script, env={"ONLY": "o*"}).returncode == 0
+    assert (work / "runs").read_text().splitlines()[3:] == ["one"]
