@@ -94,7 +94,8 @@ def test_token_energies_sum_to_the_sentence_energy_whatever_the_batching(tiny_te
         assert len(alone) == len(reference.split()) + 1
         torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
     sums = teacher_energy.sentence_energies(energy, sources, references, 7)
-    torch.testing.assert_close(sums, torch.stack([v.sum() for v in one_by_one]))
+    torch.testing.assert_close(sums, torch.stack([v.sum() for v in one_by_one]), rtol=1e-5,
+                               atol=1e-5)  # float32 sums in another order: batch 7 against 1
 
 
 def test_a_long_example_is_cut_and_says_its_length():
