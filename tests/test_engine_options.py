@@ -7,19 +7,22 @@ from engine_plugin.report import InferenceReport
 from engine_plugin.translation_generator import _CountingSymbols
 from tests.test_engine_translation import build, whole_split
 
-def _gradient(tiny_teachers, normalize_by):
-    task, model, criterion = build(tiny_teachers, "cmlm_infnet", "--normalize-by", normalize_by)
+def _step(tiny_teachers, *extra, training=True):
+    """(loss, sample_size, log, gradient, criterion) of one criterion call on 8 fully masked
+    sentences, in training (or validation) mode, backward as fairseq's trainer does it."""
+    task, model, criterion = build(tiny_teachers, "cmlm_infnet", *extra)
     sample = whole_split(task, size=8)
     torch.manual_seed(3)
     sample["prev_target"] = task.inject_noise(sample["target"])
+    model.train(training)
     loss, sample_size, log = criterion(model, sample)
     (loss / sample_size).backward()  # what fairseq's trainer does with the two
     grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-    return grads, sample_size, log
+    return loss, sample_size, log, grads, criterion
 
 def test_per_token_and_per_sentence_normalisation_differ_by_the_token_count(tiny_teachers):
-    per_sentence, sentences, log = _gradient(tiny_teachers, "sentences")
-    per_token, tokens, log_tokens = _gradient(tiny_teachers, "tokens")
+    _, sentences, log, per_sentence, _ = _step(tiny_teachers, "--normalize-by", "sentences")
+    _, tokens, log_tokens, per_token, _ = _step(tiny_teachers, "--normalize-by", "tokens")
     assert sentences == 8 and tokens == log["ntokens"] > sentences
     torch.testing.assert_close(per_token * tokens, per_sentence * sentences, rtol=1e-4,
                                atol=1e-6)
@@ -61,38 +64,25 @@ def test_special_symbol_counter_on_a_hand_made_output():
     assert InferenceReport().symbol_summary() == ""
 
 
-def _train_step(tiny_teachers, *extra, training=True):
-    """The loss, log and gradient of one criterion call on 8 fully masked sentences."""
-    task, model, criterion = build(tiny_teachers, "cmlm_infnet", *extra)
-    sample = whole_split(task, size=8)
-    sample["prev_target"] = task.inject_noise(sample["target"])
-    model.train(training)
-    torch.manual_seed(3)
-    loss, _, log = criterion(model, sample)
-    loss.backward()
-    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-    return loss, log, grads, criterion
-
-
 def test_training_steps_compute_only_the_energy_the_loss_needs(tiny_teachers):
-    loss, log, grads, _ = _train_step(tiny_teachers)
-    full_loss, full_log, full_grads, _ = _train_step(tiny_teachers, "--log-train-energy")
+    loss, _, log, grads, _ = _step(tiny_teachers)
+    full_loss, _, full_log, full_grads, _ = _step(tiny_teachers, "--log-train-energy")
     assert "energy_discrete" not in log and "energy_discrete" in full_log
     assert torch.equal(loss, full_loss) and torch.equal(grads, full_grads)
     assert log["energy"] == full_log["energy"]
-    _, valid_log, _, _ = _train_step(tiny_teachers, training=False)
+    _, _, valid_log, _, _ = _step(tiny_teachers, training=False)
     assert {"energy", "energy_discrete"} <= set(valid_log)
 
 
 def test_cross_entropy_control_trains_without_the_teacher(tiny_teachers, monkeypatch):
     control = ("--energy-weight", "0", "--label-smoothing", "0.1")
-    _, logged, logged_grads, criterion = _train_step(tiny_teachers, *control, "--log-train-energy")
+    _, _, logged, logged_grads, criterion = _step(tiny_teachers, *control, "--log-train-energy")
     assert {"energy", "energy_discrete"} <= set(logged)
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran at a training step of the control")
 
     monkeypatch.setattr(type(criterion.energy), "condition", no_teacher)
-    loss, log, grads, _ = _train_step(tiny_teachers, *control)
+    loss, _, log, grads, _ = _step(tiny_teachers, *control)
     assert "energy" not in log and "energy_discrete" not in log
     assert torch.equal(grads, logged_grads) and loss == logged["loss"]
