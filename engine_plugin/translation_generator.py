@@ -87,7 +87,10 @@ class _CountingSymbols:
     """A NAT model whose decoder steps also count the special symbols they write.
 
     At each ``forward_decoder`` call the positions that hold ``<unk>`` (the masked slots of
-    ``[bos y eos]``) are filled by the model; the count is over those positions.
+    ``[bos y eos]``) are filled by the model; the count is over those positions, as filled.
+    A CMLM's step then masks its least confident tokens with ``<unk>`` again for the next
+    iteration, in place: the fill is read from the ``history`` entry the step appends first
+    (a list is lent when the generator keeps none), not from the re-masked output.
     """
 
     def __init__(self, model, report):
@@ -100,12 +103,15 @@ class _CountingSymbols:
     def forward_decoder(self, decoder_out, encoder_out, **kwargs):
         model = self._model
         slots = decoder_out.output_tokens.eq(model.unk)
-        out = model.forward_decoder(decoder_out, encoder_out, **kwargs)
-        written = out.output_tokens[slots]
+        history = [] if decoder_out.history is None else decoder_out.history
+        kept = len(history)
+        out = model.forward_decoder(decoder_out._replace(history=history), encoder_out, **kwargs)
+        filled = history[kept] if len(history) > kept else out.output_tokens
+        written = filled[slots]
         names = {"pad": model.pad, "unk": model.unk, "bos": model.bos, "early_eos": model.eos}
         self._report.add_symbols({n: int(written.eq(i).sum()) for n, i in names.items()},
                                  int(slots.sum()))
-        return out
+        return out if decoder_out.history is not None else out._replace(history=None)
 
 
 class _TrackingEncoder:

@@ -2,6 +2,8 @@
 special symbols a NAT decoder writes (which the stock generator strips)."""
 
 import torch
+import torch.nn.functional as F
+from fairseq.models.nat import CMLMNATransformerModel
 
 from engine_plugin.report import InferenceReport
 from engine_plugin.translation_generator import _CountingSymbols
@@ -62,6 +64,36 @@ def test_special_symbol_counter_on_a_hand_made_output():
                                        "special_bos=16.67% special_early_eos=16.67% slots=6")
     assert model.pad == 1  # everything else is the wrapped model's
     assert InferenceReport().symbol_summary() == ""
+
+
+class _StockCMLMStep(_HandMadeNAT):
+    """The stock CMLM decoder step (fill, then mask the least confident tokens again) over a
+    decoder whose argmax is ``fill``, more confident at later positions."""
+
+    forward_decoder = CMLMNATransformerModel.forward_decoder
+
+    def decoder(self, normalize, prev_output_tokens, encoder_out):
+        positions = torch.arange(1, self.fill.size(1) + 1, dtype=torch.float)[:, None]
+        return (F.one_hot(self.fill, 10).float() * positions).log_softmax(-1)
+
+
+def test_special_symbols_are_counted_as_filled_not_as_masked_again():
+    from fairseq.models.nat import DecoderOut
+
+    start = torch.tensor([[0, 3, 3, 3, 3, 2, 1],
+                          [0, 3, 3, 2, 1, 1, 1]])
+    fill = torch.tensor([[9, 7, 1, 2, 8, 9, 9],      # slots: 7, pad, early eos, 8
+                         [9, 3, 0, 9, 9, 9, 9]])     # slots: unk, bos
+    counts = []
+    for max_step in (1, 10):
+        report = InferenceReport()
+        step = DecoderOut(start.clone(), torch.zeros(start.shape), None, 0, max_step, None)
+        out = _CountingSymbols(_StockCMLMStep(fill), report).forward_decoder(step, None)
+        counts.append((report.symbols, report.slots))
+    # the first of 10 steps masks its fill again with <unk> for the next step ...
+    assert out.output_tokens.eq(3).sum() > 1 and out.history is None
+    # ... and what is counted is the fill, as when the step is the last
+    assert counts[0] == counts[1] == ({"pad": 1, "unk": 1, "bos": 1, "early_eos": 1}, 6)
 
 
 def test_training_steps_compute_only_the_energy_the_loss_needs(tiny_teachers):
