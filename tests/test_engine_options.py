@@ -33,6 +33,12 @@ def test_per_token_and_per_sentence_normalisation_differ_by_the_token_count(tiny
     # what is logged stays per sentence either way
     assert log_tokens["nsentences"] == log["nsentences"] == 8
 
+START = torch.tensor([[0, 3, 3, 3, 3, 2, 1],  # [bos unk .. unk eos pad ..] rows
+                      [0, 3, 3, 2, 1, 1, 1]])
+FILL = torch.tensor([[9, 7, 1, 2, 8, 9, 9],  # slots: 7, pad, early eos, 8
+                     [9, 3, 0, 9, 9, 9, 9]])  # slots: unk, bos
+
+
 class _HandMadeNAT:
     """Fills the ``<unk>`` slots of ``[bos y eos]`` rows with fixed tokens."""
 
@@ -50,10 +56,7 @@ class _HandMadeNAT:
 def test_special_symbol_counter_on_a_hand_made_output():
     from fairseq.models.nat import DecoderOut
 
-    start = torch.tensor([[0, 3, 3, 3, 3, 2, 1],
-                          [0, 3, 3, 2, 1, 1, 1]])
-    fill = torch.tensor([[9, 7, 1, 2, 8, 9, 9],      # slots: 7, pad, early eos, 8
-                         [9, 3, 0, 9, 9, 9, 9]])     # slots: unk, bos
+    start, fill = START, FILL
     report = InferenceReport()
     model = _CountingSymbols(_HandMadeNAT(fill), report)
     out = model.forward_decoder(DecoderOut(start, None, None, 0, 0, None), None)
@@ -80,10 +83,7 @@ class _StockCMLMStep(_HandMadeNAT):
 def test_special_symbols_are_counted_as_filled_not_as_masked_again():
     from fairseq.models.nat import DecoderOut
 
-    start = torch.tensor([[0, 3, 3, 3, 3, 2, 1],
-                          [0, 3, 3, 2, 1, 1, 1]])
-    fill = torch.tensor([[9, 7, 1, 2, 8, 9, 9],      # slots: 7, pad, early eos, 8
-                         [9, 3, 0, 9, 9, 9, 9]])     # slots: unk, bos
+    start, fill = START, FILL
     counts = []
     for max_step in (1, 10):
         report = InferenceReport()
